@@ -1,0 +1,30 @@
+//! Scoreline's core: the domain of live sports scores, free of any transport or runtime.
+//!
+//! # Layout
+//! - [`ids`], [`text`]: parsed identifiers and bounded strings.
+//! - [`sport`]: sports, event types, default points, period labels.
+//! - [`model`]: competitions, teams, matches, timeline events.
+//! - [`command`]: match-day commands and the rules that apply them.
+//! - [`store`]: the store port, filters, pages, cursors.
+//! - [`service`]: use cases over the store: creation rules, optimistic concurrency, idempotency.
+//! - [`item`]: the DynamoDB item layout (shared by every store).
+//! - [`stream`]: DynamoDB stream records: decoding into changes, and building them.
+//! - [`change`]: the `Change` type and the publish wire format.
+
+pub mod change;
+pub mod command;
+pub mod error;
+pub mod ids;
+pub mod item;
+pub mod model;
+pub mod service;
+pub mod sport;
+pub mod store;
+pub mod stream;
+pub mod text;
+
+pub use change::{Change, ChangeBatch};
+pub use error::ValidationError;
+pub use ids::{ClientMutationId, CompetitionId, MatchId, TeamId};
+pub use model::{Competition, Match, MatchEvent, MatchStatus, Side, Team};
+pub use sport::{EventType, Sport};

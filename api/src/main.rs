@@ -1,1 +1,48 @@
-fn main() {}
+//! `api`: runs the Scoreline server, or mints a token (`api token --role admin`).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use api::auth::{parse_ttl, AuthConfig, Authenticator, Role};
+use api::config::{Cli, Command};
+use api::{telemetry, Application};
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(args)) => {
+            let role = Role::parse(&args.role)
+                .with_context(|| format!("unknown role {:?}: use admin or operator", args.role))?;
+            let secret = args
+                .secret
+                .context("AUTH_JWT_SECRET (or --secret) is needed to sign a token")?;
+            let auth = Authenticator::new(AuthConfig {
+                jwt_secret: Some(secret),
+                jwks_url: None,
+                issuer: args.issuer,
+                audience: args.audience,
+            })?;
+            let ttl: Duration = parse_ttl(&args.ttl)?;
+            println!("{}", auth.mint(role, &args.sub, ttl)?);
+            Ok(())
+        }
+        None | Some(Command::Serve) => {
+            let config = cli.serve;
+            telemetry::init(config.log_format);
+            let app = Application::build(config).await?;
+            let address = app.local_addr();
+            tracing::info!(%address, "Scoreline is listening");
+            eprintln!("Scoreline is listening on http://{address}  (GraphiQL: http://{address}/, GraphQL and WebSocket: http://{address}/graphql)");
+            if let Some(token) = app.admin_token() {
+                eprintln!(
+                    "No AUTH_JWT_SECRET or AUTH_JWKS_URL set: this process made its own secret."
+                );
+                eprintln!("Admin token for this run (24 h):\n\n  {token}\n");
+                eprintln!("Send it as: Authorization: Bearer <token>");
+            }
+            app.run_until_stopped().await
+        }
+    }
+}

@@ -6,9 +6,10 @@ use chrono::{DateTime, Utc};
 
 use crate::error::ValidationError;
 use crate::model::{
-    check_score, Clock, Details, Match, MatchEvent, MatchStatus, PeriodScore, Side, MAX_SCORE,
+    check_score, BaseballDetails, Bases, BasketballDetails, Clock, Details, InningHalf, Match,
+    MatchEvent, MatchStatus, PeriodScore, Side, SoccerDetails, MAX_SCORE,
 };
-use crate::sport::{EventRule, EventType};
+use crate::sport::{EventRule, EventType, Sport};
 use crate::text::{Description, PlayerName};
 
 /// Longest clock reading we accept, in seconds (six hours: extra innings and overtimes included).
@@ -62,7 +63,119 @@ pub enum MatchCommand {
     RecordEvent(NewEvent),
     UpdateScore { home: u32, away: u32 },
     UpdateClock(ClockUpdate),
-    UpdateDetails(Details),
+    UpdateDetails(DetailsPatch),
+}
+
+/// A partial update of sport-specific details: absent fields keep their value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DetailsPatch {
+    Soccer {
+        home_yellow_cards: Option<u32>,
+        away_yellow_cards: Option<u32>,
+        home_red_cards: Option<u32>,
+        away_red_cards: Option<u32>,
+        added_time_minutes: Option<u32>,
+    },
+    Baseball {
+        inning: Option<u32>,
+        half: Option<InningHalf>,
+        outs: Option<u32>,
+        balls: Option<u32>,
+        strikes: Option<u32>,
+        bases: Option<Bases>,
+    },
+    Basketball {
+        home_team_fouls: Option<u32>,
+        away_team_fouls: Option<u32>,
+        home_timeouts_left: Option<u32>,
+        away_timeouts_left: Option<u32>,
+    },
+}
+
+impl DetailsPatch {
+    pub fn sport(&self) -> Sport {
+        match self {
+            DetailsPatch::Soccer { .. } => Sport::Soccer,
+            DetailsPatch::Baseball { .. } => Sport::Baseball,
+            DetailsPatch::Basketball { .. } => Sport::Basketball,
+        }
+    }
+
+    /// The details after the patch, starting from `current` (or the sport's initial details).
+    fn merge(&self, current: Option<Details>) -> Details {
+        fn set<T: Copy>(field: &mut T, value: Option<T>) {
+            if let Some(v) = value {
+                *field = v;
+            }
+        }
+        match (*self, current) {
+            (
+                DetailsPatch::Soccer {
+                    home_yellow_cards,
+                    away_yellow_cards,
+                    home_red_cards,
+                    away_red_cards,
+                    added_time_minutes,
+                },
+                current,
+            ) => {
+                let mut d = match current {
+                    Some(Details::Soccer(d)) => d,
+                    _ => SoccerDetails::default(),
+                };
+                set(&mut d.home_yellow_cards, home_yellow_cards);
+                set(&mut d.away_yellow_cards, away_yellow_cards);
+                set(&mut d.home_red_cards, home_red_cards);
+                set(&mut d.away_red_cards, away_red_cards);
+                if added_time_minutes.is_some() {
+                    d.added_time_minutes = added_time_minutes;
+                }
+                Details::Soccer(d)
+            }
+            (
+                DetailsPatch::Baseball {
+                    inning,
+                    half,
+                    outs,
+                    balls,
+                    strikes,
+                    bases,
+                },
+                current,
+            ) => {
+                let mut d = match current {
+                    Some(Details::Baseball(d)) => d,
+                    _ => BaseballDetails::default(),
+                };
+                set(&mut d.inning, inning);
+                set(&mut d.half, half);
+                set(&mut d.outs, outs);
+                set(&mut d.balls, balls);
+                set(&mut d.strikes, strikes);
+                set(&mut d.bases, bases);
+                Details::Baseball(d)
+            }
+            (
+                DetailsPatch::Basketball {
+                    home_team_fouls,
+                    away_team_fouls,
+                    home_timeouts_left,
+                    away_timeouts_left,
+                },
+                current,
+            ) => {
+                let mut d = match current {
+                    Some(Details::Basketball(d)) => d,
+                    _ => BasketballDetails::default(),
+                };
+                set(&mut d.home_team_fouls, home_team_fouls);
+                set(&mut d.away_team_fouls, away_team_fouls);
+                set(&mut d.home_timeouts_left, home_timeouts_left);
+                set(&mut d.away_timeouts_left, away_timeouts_left);
+                Details::Basketball(d)
+            }
+        }
+    }
 }
 
 /// The outcome of a command: the next state and the event it appended, if any.
@@ -103,8 +216,8 @@ impl MatchCommand {
                 update_clock(&mut next, *update)?;
                 None
             }
-            MatchCommand::UpdateDetails(details) => {
-                update_details(&mut next, *details)?;
+            MatchCommand::UpdateDetails(patch) => {
+                update_details(&mut next, patch)?;
                 None
             }
         };
@@ -117,7 +230,12 @@ fn append_event(m: &mut Match, event: MatchEvent) -> MatchEvent {
     event
 }
 
-fn system_event(m: &Match, event_type: EventType, description: String, now: DateTime<Utc>) -> MatchEvent {
+fn system_event(
+    m: &Match,
+    event_type: EventType,
+    description: String,
+    now: DateTime<Utc>,
+) -> MatchEvent {
     MatchEvent {
         match_id: m.id.clone(),
         seq: m.last_seq + 1,
@@ -144,7 +262,10 @@ fn ensure_period(m: &mut Match, period: u32) -> &mut PeriodScore {
                 away: 0,
             });
             m.periods.sort_by_key(|p| p.period);
-            m.periods.iter().position(|p| p.period == period).expect("just inserted")
+            m.periods
+                .iter()
+                .position(|p| p.period == period)
+                .expect("just inserted")
         }
     };
     &mut m.periods[idx]
@@ -153,7 +274,10 @@ fn ensure_period(m: &mut Match, period: u32) -> &mut PeriodScore {
 fn check_period(m: &Match, period: u32) -> Result<u32, ValidationError> {
     let max = m.sport.max_period();
     if period == 0 || period > max {
-        return refuse("period", format!("must be between 1 and {max} for {}", m.sport.as_str()));
+        return refuse(
+            "period",
+            format!("must be between 1 and {max} for {}", m.sport.as_str()),
+        );
     }
     Ok(period)
 }
@@ -172,12 +296,19 @@ fn set_status(
 ) -> Result<Option<MatchEvent>, ValidationError> {
     let from = m.status;
     if from == status {
-        return refuse("status", format!("the match is already {}", status.as_str()));
+        return refuse(
+            "status",
+            format!("the match is already {}", status.as_str()),
+        );
     }
     if !from.can_move_to(status) {
         return refuse(
             "status",
-            format!("a {} match cannot become {}", from.as_str(), status.as_str()),
+            format!(
+                "a {} match cannot become {}",
+                from.as_str(),
+                status.as_str()
+            ),
         );
     }
     m.status = status;
@@ -242,7 +373,10 @@ fn record_event(
                 );
             }
             let Some(side) = new.side else {
-                return refuse("side", format!("a {} needs the side it scores for", t.as_str()));
+                return refuse(
+                    "side",
+                    format!("a {} needs the side it scores for", t.as_str()),
+                );
             };
             let points = match new.points {
                 Some(p) if p > MAX_EVENT_POINTS => {
@@ -276,7 +410,11 @@ fn record_event(
             if !allowed {
                 return refuse(
                     "type",
-                    format!("a {} match takes no {} events", m.status.as_str(), t.as_str()),
+                    format!(
+                        "a {} match takes no {} events",
+                        m.status.as_str(),
+                        t.as_str()
+                    ),
                 );
             }
             if matches!(t, EventType::YellowCard | EventType::RedCard) && new.side.is_none() {
@@ -310,10 +448,19 @@ fn default_points(m: &Match, t: EventType, default: u32) -> u32 {
     }
 }
 
-fn apply_side_effects(m: &mut Match, new: &NewEvent, period: Option<u32>, clock_seconds: Option<u32>) {
+fn apply_side_effects(
+    m: &mut Match,
+    new: &NewEvent,
+    period: Option<u32>,
+    clock_seconds: Option<u32>,
+) {
     match (new.event_type, m.details.as_mut(), new.side) {
-        (EventType::YellowCard, Some(Details::Soccer(d)), Some(Side::Home)) => d.home_yellow_cards += 1,
-        (EventType::YellowCard, Some(Details::Soccer(d)), Some(Side::Away)) => d.away_yellow_cards += 1,
+        (EventType::YellowCard, Some(Details::Soccer(d)), Some(Side::Home)) => {
+            d.home_yellow_cards += 1
+        }
+        (EventType::YellowCard, Some(Details::Soccer(d)), Some(Side::Away)) => {
+            d.away_yellow_cards += 1
+        }
         (EventType::RedCard, Some(Details::Soccer(d)), Some(Side::Home)) => d.home_red_cards += 1,
         (EventType::RedCard, Some(Details::Soccer(d)), Some(Side::Away)) => d.away_red_cards += 1,
         (EventType::HomeRun, Some(Details::Baseball(b)), _) => b.bases = Default::default(),
@@ -361,7 +508,10 @@ fn update_score(
     }
     m.score.home = home;
     m.score.away = away;
-    let description = format!("score corrected from {}-{} to {home}-{away}", old.home, old.away);
+    let description = format!(
+        "score corrected from {}-{} to {home}-{away}",
+        old.home, old.away
+    );
     let event = system_event(m, EventType::ScoreCorrection, description, now);
     Ok(append_event(m, event))
 }
@@ -374,7 +524,10 @@ fn update_clock(m: &mut Match, update: ClockUpdate) -> Result<(), ValidationErro
         );
     }
     if update == ClockUpdate::default() {
-        return refuse("period", "give at least one of period, elapsedSeconds, running");
+        return refuse(
+            "period",
+            "give at least one of period, elapsedSeconds, running",
+        );
     }
     let mut clock = m.clock.unwrap_or(Clock {
         period: 1,
@@ -433,17 +586,18 @@ pub fn check_details(details: &Details) -> Result<(), ValidationError> {
     Ok(())
 }
 
-fn update_details(m: &mut Match, details: Details) -> Result<(), ValidationError> {
-    if details.sport() != m.sport {
+fn update_details(m: &mut Match, patch: &DetailsPatch) -> Result<(), ValidationError> {
+    if patch.sport() != m.sport {
         return refuse(
             "details",
             format!(
                 "{} details do not fit a {} match",
-                details.sport().as_str(),
+                patch.sport().as_str(),
                 m.sport.as_str()
             ),
         );
     }
+    let details = patch.merge(m.details);
     if matches!(m.status, MatchStatus::Finished | MatchStatus::Cancelled) {
         return refuse(
             "matchId",
@@ -462,11 +616,12 @@ fn update_details(m: &mut Match, details: Details) -> Result<(), ValidationError
 mod tests {
     use super::*;
     use crate::ids::{CompetitionId, MatchId, TeamId};
-    use crate::model::{BaseballDetails, Bases, Score};
-    use crate::sport::Sport;
+    use crate::model::Score;
 
     fn a_match(sport: Sport, status: MatchStatus) -> Match {
-        let t = DateTime::parse_from_rfc3339("2026-11-22T15:00:00Z").unwrap().to_utc();
+        let t = DateTime::parse_from_rfc3339("2026-11-22T15:00:00Z")
+            .unwrap()
+            .to_utc();
         Match {
             id: MatchId::parse("m1").unwrap(),
             sport,
@@ -519,7 +674,10 @@ mod tests {
         let err = MatchCommand::SetStatus(MatchStatus::Finished)
             .apply(&a_match(Sport::Soccer, MatchStatus::Scheduled), now())
             .unwrap_err();
-        assert_eq!(err.to_string(), "status: a SCHEDULED match cannot become FINISHED");
+        assert_eq!(
+            err.to_string(),
+            "status: a SCHEDULED match cannot become FINISHED"
+        );
     }
 
     #[test]
@@ -538,7 +696,11 @@ mod tests {
     #[test]
     fn basketball_baskets_score_their_default_points() {
         let mut m = live(Sport::Basketball);
-        for t in [EventType::FieldGoal, EventType::ThreePointer, EventType::FreeThrow] {
+        for t in [
+            EventType::FieldGoal,
+            EventType::ThreePointer,
+            EventType::FreeThrow,
+        ] {
             m = MatchCommand::RecordEvent(NewEvent::new(t).side(Side::Home))
                 .apply(&m, now())
                 .unwrap()
@@ -552,7 +714,11 @@ mod tests {
     fn a_home_run_scores_the_runners_on_base_and_clears_them() {
         let mut m = live(Sport::Baseball);
         m.details = Some(Details::Baseball(BaseballDetails {
-            bases: Bases { first: true, second: false, third: true },
+            bases: Bases {
+                first: true,
+                second: false,
+                third: true,
+            },
             ..Default::default()
         }));
         let next = MatchCommand::RecordEvent(NewEvent::new(EventType::HomeRun).side(Side::Home))
@@ -578,7 +744,9 @@ mod tests {
         let err = MatchCommand::RecordEvent(NewEvent::new(EventType::Goal).side(Side::Home))
             .apply(&m, now())
             .unwrap_err();
-        assert!(err.to_string().contains("only accepted while the match is LIVE"));
+        assert!(err
+            .to_string()
+            .contains("only accepted while the match is LIVE"));
     }
 
     #[test]
@@ -593,7 +761,9 @@ mod tests {
     fn plain_events_carry_no_points() {
         let mut e = NewEvent::new(EventType::YellowCard).side(Side::Home);
         e.points = Some(1);
-        let err = MatchCommand::RecordEvent(e).apply(&live(Sport::Soccer), now()).unwrap_err();
+        let err = MatchCommand::RecordEvent(e)
+            .apply(&live(Sport::Soccer), now())
+            .unwrap_err();
         assert_eq!(err.field(), "points");
     }
 
@@ -625,7 +795,10 @@ mod tests {
         assert_eq!(applied.next.score, Score { home: 2, away: 1 });
         let e = applied.event.unwrap();
         assert_eq!(e.event_type, EventType::ScoreCorrection);
-        assert_eq!(e.description.unwrap().as_str(), "score corrected from 0-0 to 2-1");
+        assert_eq!(
+            e.description.unwrap().as_str(),
+            "score corrected from 0-0 to 2-1"
+        );
     }
 
     #[test]
@@ -639,7 +812,9 @@ mod tests {
     fn a_finished_match_can_still_be_corrected() {
         let mut m = live(Sport::Soccer);
         m.status = MatchStatus::Finished;
-        assert!(MatchCommand::UpdateScore { home: 1, away: 0 }.apply(&m, now()).is_ok());
+        assert!(MatchCommand::UpdateScore { home: 1, away: 0 }
+            .apply(&m, now())
+            .is_ok());
     }
 
     #[test]
@@ -659,10 +834,64 @@ mod tests {
 
     #[test]
     fn details_of_another_sport_are_refused() {
-        let err = MatchCommand::UpdateDetails(Details::Baseball(BaseballDetails::default()))
+        let patch = DetailsPatch::Baseball {
+            inning: Some(2),
+            half: None,
+            outs: None,
+            balls: None,
+            strikes: None,
+            bases: None,
+        };
+        let err = MatchCommand::UpdateDetails(patch)
             .apply(&live(Sport::Soccer), now())
             .unwrap_err();
-        assert_eq!(err.to_string(), "details: BASEBALL details do not fit a SOCCER match");
+        assert_eq!(
+            err.to_string(),
+            "details: BASEBALL details do not fit a SOCCER match"
+        );
+    }
+
+    #[test]
+    fn a_details_patch_keeps_the_fields_it_does_not_name() {
+        let patch = DetailsPatch::Baseball {
+            inning: None,
+            half: None,
+            outs: Some(2),
+            balls: None,
+            strikes: Some(1),
+            bases: None,
+        };
+        let mut m = live(Sport::Baseball);
+        m.details = Some(Details::Baseball(BaseballDetails {
+            inning: 7,
+            half: InningHalf::Bottom,
+            ..Default::default()
+        }));
+        let next = MatchCommand::UpdateDetails(patch)
+            .apply(&m, now())
+            .unwrap()
+            .next;
+        let Some(Details::Baseball(b)) = next.details else {
+            panic!("baseball details expected");
+        };
+        assert_eq!(
+            (b.inning, b.half, b.outs, b.strikes),
+            (7, InningHalf::Bottom, 2, 1)
+        );
+    }
+
+    #[test]
+    fn a_details_patch_out_of_bounds_is_refused() {
+        let patch = DetailsPatch::Basketball {
+            home_team_fouls: None,
+            away_team_fouls: None,
+            home_timeouts_left: Some(11),
+            away_timeouts_left: None,
+        };
+        let err = MatchCommand::UpdateDetails(patch)
+            .apply(&live(Sport::Basketball), now())
+            .unwrap_err();
+        assert_eq!(err.field(), "homeTimeoutsLeft");
     }
 
     #[test]
@@ -689,9 +918,10 @@ mod tests {
     fn the_score_cannot_pass_its_bound() {
         let mut m = live(Sport::Basketball);
         m.score.home = MAX_SCORE - 1;
-        let err = MatchCommand::RecordEvent(NewEvent::new(EventType::ThreePointer).side(Side::Home))
-            .apply(&m, now())
-            .unwrap_err();
+        let err =
+            MatchCommand::RecordEvent(NewEvent::new(EventType::ThreePointer).side(Side::Home))
+                .apply(&m, now())
+                .unwrap_err();
         assert_eq!(err.field(), "points");
     }
 }

@@ -107,7 +107,10 @@ mod tests {
 
     #[test]
     fn an_id_of_letters_digits_and_separators_parses() {
-        assert_eq!(MatchId::parse("m-2026_11.22:a").unwrap().as_str(), "m-2026_11.22:a");
+        assert_eq!(
+            MatchId::parse("m-2026_11.22:a").unwrap().as_str(),
+            "m-2026_11.22:a"
+        );
     }
 
     #[test]

@@ -185,7 +185,12 @@ pub fn match_item(m: &Match) -> Item {
 }
 
 pub fn event_item(e: &MatchEvent) -> Item {
-    with_keys(to_item(e), ItemType::Event, match_pk(&e.match_id), event_sk(e.seq))
+    with_keys(
+        to_item(e),
+        ItemType::Event,
+        match_pk(&e.match_id),
+        event_sk(e.seq),
+    )
 }
 
 #[derive(Serialize, Deserialize)]
@@ -205,20 +210,38 @@ pub fn idempotency_item(key: &ClientMutationId, result: &Match, expires_at: Date
         result: result.clone(),
         ttl: expires_at.timestamp(),
     };
-    with_keys(to_item(&body), ItemType::Idempotency, match_pk(&result.id), idempotency_sk(key))
+    with_keys(
+        to_item(&body),
+        ItemType::Idempotency,
+        match_pk(&result.id),
+        idempotency_sk(key),
+    )
 }
 
 pub fn competition_item(c: &Competition) -> Item {
-    let mut item = with_keys(to_item(c), ItemType::Competition, competition_pk(&c.id), "C".into());
+    let mut item = with_keys(
+        to_item(c),
+        ItemType::Competition,
+        competition_pk(&c.id),
+        "C".into(),
+    );
     insert(&mut item, "gsi1pk", "COMPETITIONS".into());
-    insert(&mut item, "gsi1sk", format!("{}#{}", c.sport.as_str(), c.id));
+    insert(
+        &mut item,
+        "gsi1sk",
+        format!("{}#{}", c.sport.as_str(), c.id),
+    );
     item
 }
 
 pub fn team_item(t: &Team) -> Item {
     let mut item = with_keys(to_item(t), ItemType::Team, team_pk(&t.id), "T".into());
     insert(&mut item, "gsi1pk", "TEAMS".into());
-    insert(&mut item, "gsi1sk", format!("{}#{}", t.sport.as_str(), t.id));
+    insert(
+        &mut item,
+        "gsi1sk",
+        format!("{}#{}", t.sport.as_str(), t.id),
+    );
     item
 }
 
@@ -247,7 +270,9 @@ pub fn membership_item(competition: &CompetitionId, team: &TeamId) -> Item {
 pub fn item_type(item: &Item) -> Result<ItemType, ItemError> {
     let map: &HashMap<String, AttributeValue> = item.as_ref();
     match map.get(TYPE) {
-        Some(AttributeValue::S(t)) => ItemType::parse(t).ok_or_else(|| ItemError::UnknownType(t.clone())),
+        Some(AttributeValue::S(t)) => {
+            ItemType::parse(t).ok_or_else(|| ItemError::UnknownType(t.clone()))
+        }
         _ => Err(ItemError::MissingType),
     }
 }
@@ -261,10 +286,16 @@ fn from_item<T: DeserializeOwned>(item: &Item, expected: &'static str) -> Result
 pub enum Record {
     Match(Box<Match>),
     Event(MatchEvent),
-    Idempotency { key: ClientMutationId, result: Box<Match> },
+    Idempotency {
+        key: ClientMutationId,
+        result: Box<Match>,
+    },
     Competition(Competition),
     Team(Team),
-    Membership { competition_id: CompetitionId, team_id: TeamId },
+    Membership {
+        competition_id: CompetitionId,
+        team_id: TeamId,
+    },
 }
 
 pub fn decode(item: &Item) -> Result<Record, ItemError> {
@@ -298,7 +329,9 @@ pub(crate) mod tests {
     use crate::text::{Description, Venue};
 
     pub(crate) fn sample_match() -> Match {
-        let t = DateTime::parse_from_rfc3339("2026-11-22T15:00:00Z").unwrap().to_utc();
+        let t = DateTime::parse_from_rfc3339("2026-11-22T15:00:00Z")
+            .unwrap()
+            .to_utc();
         Match {
             id: MatchId::parse("m-1").unwrap(),
             sport: Sport::Soccer,
@@ -372,7 +405,10 @@ pub(crate) mod tests {
         let item = idempotency_item(&key, &m, expires);
         let map: &HashMap<String, AttributeValue> = item.as_ref();
         assert_eq!(map["sk"], s("I#k1"));
-        assert_eq!(map["ttl"], AttributeValue::N(expires.timestamp().to_string()));
+        assert_eq!(
+            map["ttl"],
+            AttributeValue::N(expires.timestamp().to_string())
+        );
         assert_eq!(
             decode(&item).unwrap(),
             Record::Idempotency {

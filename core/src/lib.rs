@@ -2,14 +2,15 @@
 //!
 //! # Layout
 //! - [`ids`], [`text`]: parsed identifiers and bounded strings.
-//! - [`sport`]: sports, event types, default points, period labels.
-//! - [`model`]: competitions, teams, matches, timeline events.
-//! - [`command`]: match-day commands and the rules that apply them.
-//! - [`store`]: the store port, filters, pages, cursors.
-//! - [`service`]: use cases over the store: creation rules, optimistic concurrency, idempotency.
-//! - [`item`]: the DynamoDB item layout (shared by every store).
-//! - [`stream`]: DynamoDB stream records: decoding into changes, and building them.
-//! - [`change`]: the `Change` type and the publish wire format.
+//! - `sport`: sports, event types, default points, period labels.
+//! - `model`: competitions, teams, matches, timeline events.
+//! - `command`: match-day commands and the rules that apply them.
+//! - `store`: the store port, filters, pages, cursors.
+//! - `service`: use cases over the store: creation rules, optimistic concurrency, idempotency.
+//! - `item`: the DynamoDB item layout (shared by every store).
+//! - `stream`: DynamoDB stream records: decoding into changes, and building them.
+//! - `change`: the `Change` type and the publish wire format.
+//! - `publish`: the publisher port change batches are delivered through.
 
 pub mod change;
 pub mod command;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod ids;
 pub mod item;
 pub mod model;
+pub mod publish;
 pub mod service;
 pub mod sport;
 pub mod store;

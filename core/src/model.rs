@@ -347,13 +347,19 @@ mod tests {
 
     #[test]
     fn only_live_and_paused_matches_are_in_play() {
-        let in_play: Vec<_> = MatchStatus::ALL.into_iter().filter(|s| s.is_in_play()).collect();
+        let in_play: Vec<_> = MatchStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_in_play())
+            .collect();
         assert_eq!(in_play, vec![Live, Paused]);
     }
 
     #[test]
     fn new_matches_get_details_for_the_sports_that_have_them() {
-        assert!(matches!(Details::initial(Sport::Soccer), Some(Details::Soccer(_))));
+        assert!(matches!(
+            Details::initial(Sport::Soccer),
+            Some(Details::Soccer(_))
+        ));
         assert!(matches!(
             Details::initial(Sport::Basketball),
             Some(Details::Basketball(b)) if b.home_timeouts_left == 7

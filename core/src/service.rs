@@ -8,7 +8,9 @@ use crate::command::MatchCommand;
 use crate::error::ValidationError;
 use crate::ids::{ClientMutationId, CompetitionId, MatchId};
 use crate::model::{Competition, Match, Team};
-use crate::store::{CommitError, IdempotencyRecord, MatchWrite, Store, StoreError, IDEMPOTENCY_TTL_HOURS};
+use crate::store::{
+    CommitError, IdempotencyRecord, MatchWrite, Store, StoreError, IDEMPOTENCY_TTL_HOURS,
+};
 
 /// Attempts a command makes against concurrent writers before giving up.
 pub const MAX_ATTEMPTS: u32 = 200;
@@ -38,15 +40,19 @@ pub async fn create_competition(
     store: &dyn Store,
     competition: Competition,
 ) -> Result<Competition, ServiceError> {
-    store.create_competition(&competition).await.map_err(already_exists("id"))?;
+    store
+        .create_competition(&competition)
+        .await
+        .map_err(already_exists("id"))?;
     Ok(competition)
 }
 
 fn already_exists(field: &'static str) -> impl Fn(StoreError) -> ServiceError {
     move |e| match e {
-        StoreError::AlreadyExists(what) => {
-            ServiceError::Invalid(ValidationError::new(field, format!("{what} already exists")))
-        }
+        StoreError::AlreadyExists(what) => ServiceError::Invalid(ValidationError::new(
+            field,
+            format!("{what} already exists"),
+        )),
         other => ServiceError::Store(other),
     }
 }
@@ -72,7 +78,10 @@ pub async fn create_team(
             .into());
         }
     }
-    store.create_team(&team, competitions).await.map_err(already_exists("id"))?;
+    store
+        .create_team(&team, competitions)
+        .await
+        .map_err(already_exists("id"))?;
     Ok(team)
 }
 
@@ -89,9 +98,16 @@ pub async fn create_match(store: &dyn Store, m: Match) -> Result<Match, ServiceE
         )
     })?;
     if competition.sport != m.sport {
-        return Err(ValidationError::new("competitionId", "the match must take its competition's sport").into());
+        return Err(ValidationError::new(
+            "competitionId",
+            "the match must take its competition's sport",
+        )
+        .into());
     }
-    for (field, id) in [("homeTeamId", &m.home_team_id), ("awayTeamId", &m.away_team_id)] {
+    for (field, id) in [
+        ("homeTeamId", &m.home_team_id),
+        ("awayTeamId", &m.away_team_id),
+    ] {
         let team = store
             .team(id)
             .await?
@@ -134,10 +150,13 @@ pub async fn apply_command(
                 return Ok(first);
             }
         }
-        let current = store.match_by_id(id).await?.ok_or_else(|| ServiceError::NotFound {
-            what: "match",
-            id: id.to_string(),
-        })?;
+        let current = store
+            .match_by_id(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: "match",
+                id: id.to_string(),
+            })?;
         if let Some(expected) = options.expected_version {
             if expected != current.version {
                 return Err(ServiceError::VersionConflict {
@@ -150,15 +169,22 @@ pub async fn apply_command(
         let write = MatchWrite {
             next: applied.next,
             event: applied.event,
-            idempotency: options.client_mutation_id.clone().map(|key| IdempotencyRecord {
-                key,
-                expires_at: now + Duration::hours(IDEMPOTENCY_TTL_HOURS),
-            }),
+            idempotency: options
+                .client_mutation_id
+                .clone()
+                .map(|key| IdempotencyRecord {
+                    key,
+                    expires_at: now + Duration::hours(IDEMPOTENCY_TTL_HOURS),
+                }),
         };
         match store.commit(&write).await {
             Ok(()) => return Ok(write.next),
             Err(CommitError::VersionMismatch) if options.expected_version.is_some() => {
-                let current = store.match_by_id(id).await?.map(|m| m.version).unwrap_or_default();
+                let current = store
+                    .match_by_id(id)
+                    .await?
+                    .map(|m| m.version)
+                    .unwrap_or_default();
                 return Err(ServiceError::VersionConflict { current });
             }
             // Lost a race: another writer committed first (or used the same key); read again.

@@ -60,7 +60,9 @@ impl Sport {
                 _ => "PEN".into(),
             },
             Sport::Baseball => period.to_string(),
-            Sport::Basketball | Sport::AmericanFootball if period <= regular => format!("Q{period}"),
+            Sport::Basketball | Sport::AmericanFootball if period <= regular => {
+                format!("Q{period}")
+            }
             Sport::IceHockey if period <= regular => format!("P{period}"),
             _ => format!("OT{}", period - regular),
         }
@@ -247,7 +249,10 @@ mod tests {
             EventType::YellowCard.rule_in(Sport::Soccer),
             Some(EventRule::Plain)
         );
-        assert_eq!(EventType::Note.rule_in(Sport::Baseball), Some(EventRule::Plain));
+        assert_eq!(
+            EventType::Note.rule_in(Sport::Baseball),
+            Some(EventRule::Plain)
+        );
     }
 
     #[test]
@@ -264,10 +269,16 @@ mod tests {
     fn sports_round_trip_through_their_names() {
         for s in Sport::ALL {
             assert_eq!(Sport::parse(s.as_str()), Some(s));
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         for t in EventType::ALL {
-            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.as_str()));
+            assert_eq!(
+                serde_json::to_string(&t).unwrap(),
+                format!("\"{}\"", t.as_str())
+            );
         }
     }
 }

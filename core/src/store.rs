@@ -42,7 +42,10 @@ pub struct MatchFilter {
 impl MatchFilter {
     pub fn admits(&self, m: &Match) -> bool {
         self.sport.is_none_or(|s| s == m.sport)
-            && self.competition_id.as_ref().is_none_or(|c| c == &m.competition_id)
+            && self
+                .competition_id
+                .as_ref()
+                .is_none_or(|c| c == &m.competition_id)
             && self.team_id.as_ref().is_none_or(|t| m.involves(t))
             && (self.statuses.is_empty() || self.statuses.contains(&m.status))
             && self.from.is_none_or(|f| m.start_time >= f)
@@ -123,7 +126,11 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a new competition; `AlreadyExists` when the id is taken.
     async fn create_competition(&self, competition: &Competition) -> Result<(), StoreError>;
     /// Writes a new team and registers it in the given competitions.
-    async fn create_team(&self, team: &Team, competitions: &[CompetitionId]) -> Result<(), StoreError>;
+    async fn create_team(
+        &self,
+        team: &Team,
+        competitions: &[CompetitionId],
+    ) -> Result<(), StoreError>;
     /// Writes a new match and registers both teams in its competition.
     async fn create_match(&self, m: &Match) -> Result<(), StoreError>;
 
@@ -140,11 +147,20 @@ pub trait Store: Send + Sync + 'static {
 
     async fn match_by_id(&self, id: &MatchId) -> Result<Option<Match>, StoreError>;
     /// Matches ordered by start time then id.
-    async fn matches(&self, filter: &MatchFilter, page: &PageRequest) -> Result<Page<Match>, StoreError>;
+    async fn matches(
+        &self,
+        filter: &MatchFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Match>, StoreError>;
     /// LIVE and PAUSED matches, ordered by start time then id.
     async fn live_matches(&self, sport: Option<Sport>) -> Result<Vec<Match>, StoreError>;
     /// Events of a match with `seq > after_seq`, ascending, at most `limit`.
-    async fn events(&self, id: &MatchId, after_seq: u32, limit: u32) -> Result<Vec<MatchEvent>, StoreError>;
+    async fn events(
+        &self,
+        id: &MatchId,
+        after_seq: u32,
+        limit: u32,
+    ) -> Result<Vec<MatchEvent>, StoreError>;
 
     /// The first result of a mutation made with this key, if one was made.
     async fn idempotent_result(

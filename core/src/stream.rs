@@ -47,7 +47,8 @@ pub fn decode_record(record: &EventRecord) -> Result<Option<Change>, DecodeError
 
 /// The item keys a record names, for logs about records that could not be decoded.
 pub fn record_keys(record: &EventRecord) -> String {
-    let keys: &std::collections::HashMap<String, serde_dynamo::AttributeValue> = record.change.keys.as_ref();
+    let keys: &std::collections::HashMap<String, serde_dynamo::AttributeValue> =
+        record.change.keys.as_ref();
     let mut parts: Vec<String> = keys
         .iter()
         .map(|(k, v)| match v {
@@ -133,9 +134,18 @@ mod tests {
         let mut new = old.clone();
         new.version += 1;
         new.score.home += 1;
-        let record = build_record("t", 1, Utc::now(), Some(match_item(&old)), Some(match_item(&new)));
+        let record = build_record(
+            "t",
+            1,
+            Utc::now(),
+            Some(match_item(&old)),
+            Some(match_item(&new)),
+        );
         assert_eq!(record.event_name, "MODIFY");
-        assert_eq!(decode_record(&record).unwrap(), Some(Change::Match(Box::new(new))));
+        assert_eq!(
+            decode_record(&record).unwrap(),
+            Some(Change::Match(Box::new(new)))
+        );
         assert_eq!(record_keys(&record), "pk=M#m-1,sk=M");
     }
 
@@ -171,6 +181,9 @@ mod tests {
     fn an_unknown_event_name_is_an_error() {
         let mut record = build_record("t", 1, Utc::now(), None, Some(match_item(&sample_match())));
         record.event_name = "UPSERT".into();
-        assert!(matches!(decode_record(&record), Err(DecodeError::UnknownEventName(_))));
+        assert!(matches!(
+            decode_record(&record),
+            Err(DecodeError::UnknownEventName(_))
+        ));
     }
 }

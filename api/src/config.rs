@@ -1,0 +1,163 @@
+//! Configuration, 12-factor style: every setting is a flag and an environment variable, with a
+//! default that runs the embedded server on loopback.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::auth::AuthConfig;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "api",
+    version,
+    about = "Scoreline: live sports scores over GraphQL"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Print a token signed with AUTH_JWT_SECRET.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// admin or operator.
+    #[arg(long)]
+    pub role: String,
+    /// The token's subject.
+    #[arg(long, default_value = "scoreline-cli")]
+    pub sub: String,
+    /// Lifetime, e.g. 90s, 15m, 1h, 2d.
+    #[arg(long, default_value = "1h")]
+    pub ttl: String,
+    /// HS256 secret (defaults to AUTH_JWT_SECRET).
+    #[arg(long, env = "AUTH_JWT_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    #[arg(long, env = "AUTH_ISSUER")]
+    pub issuer: Option<String>,
+    #[arg(long, env = "AUTH_AUDIENCE")]
+    pub audience: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// In memory, with an in-process change feed.
+    Memory,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BrokerKind {
+    /// In-process fan-out.
+    Memory,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    /// Address to bind; loopback unless configured.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    #[arg(long, env = "STORE", value_enum, default_value = "memory")]
+    pub store: StoreKind,
+    #[arg(long, env = "BROKER", value_enum, default_value = "memory")]
+    pub broker: BrokerKind,
+
+    /// HS256 secret for tokens; without it (and without a JWKS URL) a random secret is made for
+    /// the process and an admin token printed at start-up.
+    #[arg(long, env = "AUTH_JWT_SECRET", hide_env_values = true)]
+    pub auth_jwt_secret: Option<String>,
+    /// JWKS URL for RS256 tokens (e.g. a Cognito user pool's).
+    #[arg(long, env = "AUTH_JWKS_URL")]
+    pub auth_jwks_url: Option<String>,
+    /// Required `iss` of tokens, when set.
+    #[arg(long, env = "AUTH_ISSUER")]
+    pub auth_issuer: Option<String>,
+    /// Required `aud` (or `client_id`) of tokens, when set.
+    #[arg(long, env = "AUTH_AUDIENCE")]
+    pub auth_audience: Option<String>,
+    /// Secret for signed `POST /internal/publish` requests; the endpoint is off without it.
+    #[arg(long, env = "PUBLISH_SECRET", hide_env_values = true)]
+    pub publish_secret: Option<String>,
+
+    /// Load the demo competitions, teams and matches at start-up.
+    #[arg(long, env = "DEMO", default_value_t = true, action = clap::ArgAction::Set)]
+    pub demo: bool,
+    /// Drive the live demo matches with scoring events through the mutation path.
+    #[arg(long, env = "SIMULATE", default_value_t = false)]
+    pub simulate: bool,
+    /// Milliseconds between simulated events.
+    #[arg(long, env = "SIMULATE_INTERVAL_MS", default_value_t = 3000)]
+    pub simulate_interval_ms: u64,
+    /// Serve GraphiQL on `/`.
+    #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphiql: bool,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
+    pub max_query_depth: usize,
+    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 500)]
+    pub max_query_complexity: usize,
+    /// Most concurrent subscriptions on one WebSocket connection.
+    #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 100)]
+    pub max_subscriptions_per_connection: usize,
+    /// Seconds a WebSocket client has to send `connection_init`.
+    #[arg(long, env = "WS_INIT_TIMEOUT_SECS", default_value_t = 3)]
+    pub ws_init_timeout_secs: u64,
+    /// Seconds between keep-alives on WebSocket connections (pings or `ka`).
+    #[arg(long, env = "WS_KEEPALIVE_SECS", default_value_t = 15)]
+    pub ws_keepalive_secs: u64,
+    /// Seconds to let connections finish after SIGTERM before exiting.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    pub shutdown_timeout_secs: u64,
+
+    /// `json` for machines, `text` for people.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Defaults for tests: a free port, no demo data, fixed secrets from the caller.
+    pub fn for_tests() -> Self {
+        let mut config = Cli::parse_from(["api"]).serve;
+        config.port = 0;
+        config.demo = false;
+        config
+    }
+
+    pub fn auth(&self) -> AuthConfig {
+        AuthConfig {
+            jwt_secret: self.auth_jwt_secret.clone(),
+            jwks_url: self.auth_jwks_url.clone(),
+            issuer: self.auth_issuer.clone(),
+            audience: self.auth_audience.clone(),
+        }
+    }
+
+    pub fn ws_init_timeout(&self) -> Duration {
+        Duration::from_secs(self.ws_init_timeout_secs)
+    }
+
+    pub fn ws_keepalive(&self) -> Duration {
+        Duration::from_secs(self.ws_keepalive_secs)
+    }
+}

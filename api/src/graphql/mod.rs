@@ -1,0 +1,12 @@
+//! The GraphQL API: schema, resolvers, and the mapping of errors to `extensions.code`.
+
+pub mod error;
+pub mod guard;
+pub mod loader;
+pub mod mutation;
+pub mod query;
+pub mod schema;
+pub mod subscription;
+pub mod types;
+
+pub use schema::{build_schema, sdl, SchemaLimits, ScorelineSchema};

@@ -1,0 +1,175 @@
+//! Mutations: the catalogue (admin) and match-day changes (operator or admin). Each parses its
+//! input, then calls the core's use case; none publishes anything: subscribers hear of the
+//! change through the store's change stream.
+
+use async_graphql::{Context, Object, Result};
+use chrono::{SubsecRound, Utc};
+use scoreline_core::model::{Details, MatchStatus, Score};
+use scoreline_core::service;
+use scoreline_core::{Competition, CompetitionId, Match, MatchId, Team, TeamId};
+
+use crate::graphql::error::{invalid, service as service_error};
+use crate::graphql::guard::RoleGuard;
+use crate::graphql::schema::Services;
+use crate::graphql::types::inputs::{
+    CreateCompetitionInput, CreateMatchInput, CreateTeamInput, MatchDay, RecordEventInput,
+    SetMatchStatusInput, UpdateClockInput, UpdateDetailsInput, UpdateScoreInput,
+};
+use crate::graphql::types::{enums, CompetitionNode, MatchNode, TeamNode};
+use crate::ids::generate_id;
+
+pub struct MutationRoot;
+
+async fn match_day(
+    ctx: &Context<'_>,
+    parsed: std::result::Result<MatchDay, scoreline_core::ValidationError>,
+) -> Result<MatchNode> {
+    let MatchDay {
+        match_id,
+        command,
+        options,
+    } = parsed.map_err(invalid)?;
+    let services = ctx.data::<Services>()?;
+    let m = service::apply_command(
+        services.store.as_ref(),
+        &match_id,
+        &command,
+        &options,
+        Utc::now,
+    )
+    .await
+    .map_err(service_error)?;
+    Ok(MatchNode(m))
+}
+
+#[Object]
+impl MutationRoot {
+    #[graphql(guard = "RoleGuard::admin()")]
+    async fn create_competition(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCompetitionInput,
+    ) -> Result<CompetitionNode> {
+        let sport = enums::sport(input.sport);
+        let (id, name, season) = input.parse().map_err(invalid)?;
+        let id = match id {
+            Some(id) => id,
+            None => CompetitionId::parse(generate_id("c")).expect("generated ids are valid"),
+        };
+        let services = ctx.data::<Services>()?;
+        let competition = Competition {
+            id,
+            name,
+            sport,
+            season,
+            created_at: Utc::now().trunc_subsecs(3),
+        };
+        let c = service::create_competition(services.store.as_ref(), competition)
+            .await
+            .map_err(service_error)?;
+        Ok(CompetitionNode(c))
+    }
+
+    #[graphql(guard = "RoleGuard::admin()")]
+    async fn create_team(&self, ctx: &Context<'_>, input: CreateTeamInput) -> Result<TeamNode> {
+        let sport = enums::sport(input.sport);
+        let new = input.parse().map_err(invalid)?;
+        let id = match new.id {
+            Some(id) => id,
+            None => TeamId::parse(generate_id("t")).expect("generated ids are valid"),
+        };
+        let services = ctx.data::<Services>()?;
+        let team = Team {
+            id,
+            name: new.name,
+            short_name: new.short_name,
+            sport,
+            created_at: Utc::now().trunc_subsecs(3),
+        };
+        let t = service::create_team(services.store.as_ref(), team, &new.competitions)
+            .await
+            .map_err(service_error)?;
+        Ok(TeamNode(t))
+    }
+
+    /// Creates a SCHEDULED match; it takes its competition's sport.
+    #[graphql(guard = "RoleGuard::admin()")]
+    async fn create_match(&self, ctx: &Context<'_>, input: CreateMatchInput) -> Result<MatchNode> {
+        let new = input.parse().map_err(invalid)?;
+        let services = ctx.data::<Services>()?;
+        let store = services.store.as_ref();
+        // The sport comes from the competition; create_match checks the teams against it.
+        let sport = match store.competition(&new.competition_id).await {
+            Ok(Some(c)) => c.sport,
+            Ok(None) => {
+                return Err(invalid(scoreline_core::ValidationError::new(
+                    "competitionId",
+                    format!("no competition with id {}", new.competition_id),
+                )))
+            }
+            Err(e) => return Err(crate::graphql::error::store(e)),
+        };
+        let now = Utc::now().trunc_subsecs(3);
+        let m = Match {
+            id: match new.id {
+                Some(id) => id,
+                None => MatchId::parse(generate_id("m")).expect("generated ids are valid"),
+            },
+            sport,
+            competition_id: new.competition_id,
+            home_team_id: new.home_team_id,
+            away_team_id: new.away_team_id,
+            start_time: new.start_time,
+            venue: new.venue,
+            status: MatchStatus::Scheduled,
+            score: Score::default(),
+            periods: Vec::new(),
+            clock: None,
+            details: Details::initial(sport),
+            last_seq: 0,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let m = service::create_match(store, m)
+            .await
+            .map_err(service_error)?;
+        Ok(MatchNode(m))
+    }
+
+    /// Moves a match through its status machine; appends a STATUS_CHANGE event.
+    #[graphql(guard = "RoleGuard::operator()")]
+    async fn set_match_status(
+        &self,
+        ctx: &Context<'_>,
+        input: SetMatchStatusInput,
+    ) -> Result<MatchNode> {
+        match_day(ctx, input.parse()).await
+    }
+
+    /// Appends a timeline event and applies its points to the score, atomically.
+    #[graphql(guard = "RoleGuard::operator()")]
+    async fn record_event(&self, ctx: &Context<'_>, input: RecordEventInput) -> Result<MatchNode> {
+        match_day(ctx, input.parse()).await
+    }
+
+    /// Sets the score absolutely; appends a SCORE_CORRECTION event.
+    #[graphql(guard = "RoleGuard::operator()")]
+    async fn update_score(&self, ctx: &Context<'_>, input: UpdateScoreInput) -> Result<MatchNode> {
+        match_day(ctx, input.parse()).await
+    }
+
+    #[graphql(guard = "RoleGuard::operator()")]
+    async fn update_clock(&self, ctx: &Context<'_>, input: UpdateClockInput) -> Result<MatchNode> {
+        match_day(ctx, input.parse()).await
+    }
+
+    #[graphql(guard = "RoleGuard::operator()")]
+    async fn update_details(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateDetailsInput,
+    ) -> Result<MatchNode> {
+        match_day(ctx, input.parse()).await
+    }
+}

@@ -1,0 +1,138 @@
+//! Builds the schema with its dependencies, limits and error-code extension, and exports its
+//! SDL (`schema.graphql` is this output; a test fails when they differ).
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
+    NextSubscribe, NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Response, Schema, ServerError, ServerResult, ValidationResult, Variables};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use scoreline_core::store::Store;
+
+use crate::broker::Broker;
+use crate::graphql::error::{
+    ensure_code, BAD_REQUEST, BAD_USER_INPUT, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED,
+};
+use crate::graphql::loader::CatalogLoader;
+use crate::graphql::mutation::MutationRoot;
+use crate::graphql::query::QueryRoot;
+use crate::graphql::subscription::SubscriptionRoot;
+
+pub type ScorelineSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// What resolvers reach through `ctx.data::<Services>()`.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub broker: Arc<dyn Broker>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaLimits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+}
+
+impl Default for SchemaLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 500,
+        }
+    }
+}
+
+pub fn build_schema(services: Services, limits: SchemaLimits) -> ScorelineSchema {
+    let loader = DataLoader::new(CatalogLoader::new(services.store.clone()), tokio::spawn);
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .data(services)
+        .data(loader)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .extension(ErrorCodes)
+        .finish()
+}
+
+/// The public schema in SDL.
+pub fn sdl() -> String {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .finish()
+        .sdl()
+}
+
+/// Gives every error an `extensions.code`, by the stage that raised it.
+struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+fn code_all(mut response: Response, code: &'static str) -> Response {
+    response.errors = response
+        .errors
+        .into_iter()
+        .map(|e| ensure_code(e, code))
+        .collect();
+    response
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        // Anything still without a code here is about the request itself (e.g. an unknown
+        // operationName).
+        code_all(next.run(ctx).await, BAD_REQUEST)
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream)
+            .map(|r| code_all(r, BAD_USER_INPUT))
+            .boxed()
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|e| ensure_code(e, GRAPHQL_PARSE_FAILED))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| ensure_code(e, GRAPHQL_VALIDATION_FAILED))
+                .collect()
+        })
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        code_all(next.run(ctx, operation_name).await, BAD_USER_INPUT)
+    }
+}

@@ -1,0 +1,10 @@
+//! GraphQL types: enums mirrored from the core, output objects over core records, inputs.
+
+pub mod catalog;
+pub mod enums;
+pub mod inputs;
+pub mod matches;
+
+pub use catalog::{CompetitionNode, TeamNode};
+pub use enums::{EventTypeGql, InningHalfGql, MatchStatusGql, SideGql, SportGql};
+pub use matches::{MatchConnection, MatchEventNode, MatchNode};

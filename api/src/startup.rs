@@ -1,0 +1,221 @@
+//! Wiring: builds the store, broker, pipeline, authenticator and schema from the configuration,
+//! binds the listener, and serves until stopped. Tests use exactly this
+//! (`Application::build(config)`, `port()`, `run_until_stopped()`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::routing::{get, post};
+use axum::Router;
+use scoreline_core::publish::Publisher;
+use scoreline_core::store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{Authenticator, Role};
+use crate::broker::{Broker, MemoryBroker};
+use crate::config::{BrokerKind, Config, StoreKind};
+use crate::graphql::schema::Services;
+use crate::graphql::{build_schema, SchemaLimits, ScorelineSchema};
+use crate::pipeline::{spawn_embedded, Intake};
+use crate::store::MemoryStore;
+use crate::ws::WsSettings;
+use crate::{demo, http, simulate};
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: ScorelineSchema,
+    pub store: Arc<dyn Store>,
+    pub broker: Arc<dyn Broker>,
+    pub intake: Arc<Intake>,
+    pub auth: Authenticator,
+    pub publish_secret: Option<String>,
+    pub ws: WsSettings,
+    pub max_body_bytes: usize,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub fn router(state: AppState, graphiql: bool) -> Router {
+    let max_body = state.max_body_bytes;
+    let mut router = Router::new()
+        .route("/graphql", get(http::graphql_get).post(http::graphql_post))
+        .route("/healthz", get(http::healthz))
+        .route("/readyz", get(http::readyz))
+        .route("/internal/publish", post(http::publish));
+    if graphiql {
+        router = router.route("/", get(http::graphiql));
+    }
+    router
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    admin_token: Option<String>,
+    shutdown_tx: watch::Sender<bool>,
+    shutdown_timeout: Duration,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let auth = Authenticator::new(config.auth()).context("invalid auth configuration")?;
+        let admin_token = if auth.secret_was_generated() {
+            Some(auth.mint(Role::Admin, "scoreline-dev", Duration::from_secs(24 * 3600))?)
+        } else {
+            None
+        };
+
+        let broker: Arc<dyn Broker> = match config.broker {
+            BrokerKind::Memory => Arc::new(MemoryBroker::default()),
+        };
+        let intake = Arc::new(Intake::new(broker.clone()));
+        let mut background = Vec::new();
+        let store: Arc<dyn Store> = match config.store {
+            StoreKind::Memory => {
+                let (store, feed) = MemoryStore::new();
+                background.push(spawn_embedded(feed, intake.clone() as Arc<dyn Publisher>));
+                Arc::new(store)
+            }
+        };
+
+        let schema = build_schema(
+            Services {
+                store: store.clone(),
+                broker: broker.clone(),
+            },
+            SchemaLimits {
+                max_depth: config.max_query_depth,
+                max_complexity: config.max_query_complexity,
+            },
+        );
+        if config.demo {
+            demo::load(store.as_ref())
+                .await
+                .context("loading the demo data")?;
+        }
+        if config.simulate {
+            background.push(simulate::spawn(
+                schema.clone(),
+                Duration::from_millis(config.simulate_interval_ms.max(100)),
+            ));
+        }
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let state = AppState {
+            schema,
+            store,
+            broker,
+            intake,
+            auth,
+            publish_secret: config.publish_secret.clone(),
+            ws: WsSettings {
+                init_timeout: config.ws_init_timeout(),
+                keepalive: config.ws_keepalive(),
+                max_subscriptions: config.max_subscriptions_per_connection,
+            },
+            max_body_bytes: config.max_body_bytes,
+            shutdown: shutdown_rx,
+        };
+        let address = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("binding {address}"))?;
+        Ok(Self {
+            listener,
+            router: router(state.clone(), config.graphiql),
+            state,
+            admin_token,
+            shutdown_tx,
+            shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
+            background,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The admin token minted with the per-process secret, when no auth was configured.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT or SIGTERM, then closes WebSockets (1001) and lets in-flight HTTP
+    /// requests finish, up to the shutdown timeout.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `signal` completes.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let shutdown_tx = self.shutdown_tx;
+        let timeout = self.shutdown_timeout;
+        let (stopping_tx, mut stopping_rx) = watch::channel(false);
+        let graceful = async move {
+            signal.await;
+            tracing::info!("shutting down: closing subscriptions, finishing requests");
+            let _ = shutdown_tx.send(true);
+            let _ = stopping_tx.send(true);
+        };
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(graceful);
+        let deadline = async move {
+            let _ = stopping_rx.wait_for(|s| *s).await;
+            tokio::time::sleep(timeout).await;
+        };
+        tokio::select! {
+            result = server => result.context("server error")?,
+            () = deadline => tracing::warn!("shutdown deadline passed; exiting with connections open"),
+        }
+        for task in self.background {
+            task.abort();
+        }
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -27,6 +27,8 @@ pub enum Command {
     Serve,
     /// Print a token signed with AUTH_JWT_SECRET.
     Token(TokenArgs),
+    /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
+    Schema,
 }
 
 #[derive(Args, Debug)]

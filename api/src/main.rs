@@ -28,6 +28,10 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", auth.mint(role, &args.sub, ttl)?);
             Ok(())
         }
+        Some(Command::Schema) => {
+            print!("{}", api::graphql::sdl());
+            Ok(())
+        }
         None | Some(Command::Serve) => {
             let config = cli.serve;
             telemetry::init(config.log_format);

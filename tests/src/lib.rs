@@ -1,1 +1,383 @@
-//! placeholder
+//! The test harness: starts the real application on a free loopback port and talks to it the
+//! way clients do, with real HTTP and real WebSocket connections.
+//!
+//! # Layout
+//! - `TestApp`: a running server, its HTTP client, tokens, and seeding helpers.
+//! - `WsClient`: a raw WebSocket client for both GraphQL subprotocols.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use api::auth::{AuthConfig, Authenticator, Role};
+use api::{Application, Config};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The HS256 secret test servers are configured with.
+pub const TEST_SECRET: &str = "scoreline-test-secret-0123456789abcdef";
+/// How long a test waits for a message it expects before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    /// A server with an HS256 secret and no demo data.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A server with the test defaults, adjusted by `configure`.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = Config::for_tests();
+        config.auth_jwt_secret = Some(TEST_SECRET.into());
+        config.auth_jwks_url = None;
+        config.auth_issuer = None;
+        config.auth_audience = None;
+        config.publish_secret = None;
+        configure(&mut config);
+        let app = Application::build(config)
+            .await
+            .expect("the test server builds");
+        let addr = app.local_addr();
+        let (stop, stopped) = oneshot::channel();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            addr,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/graphql", self.addr)
+    }
+
+    /// A token signed with the test secret.
+    pub fn token(role: Role) -> String {
+        Self::token_with(role, Duration::from_secs(3600))
+    }
+
+    pub fn token_with(role: Role, ttl: Duration) -> String {
+        Authenticator::new(AuthConfig {
+            jwt_secret: Some(TEST_SECRET.into()),
+            ..Default::default()
+        })
+        .expect("test auth config")
+        .mint(role, "test-user", ttl)
+        .expect("minting a test token")
+    }
+
+    /// POSTs a GraphQL request; returns the HTTP status and the JSON body.
+    pub async fn post(&self, query: &str, variables: Value, token: Option<&str>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("the server answers");
+        let status = resp.status().as_u16();
+        let body = resp.json().await.expect("a JSON body");
+        (status, body)
+    }
+
+    /// A query or mutation that must succeed; returns `data`.
+    pub async fn ok(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        let (status, body) = self.post(query, variables, token).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    pub async fn admin(&self, query: &str, variables: Value) -> Value {
+        self.ok(query, variables, Some(&Self::token(Role::Admin)))
+            .await
+    }
+
+    pub async fn operator(&self, query: &str, variables: Value) -> Value {
+        self.ok(query, variables, Some(&Self::token(Role::Operator)))
+            .await
+    }
+
+    /// A request that must fail; returns its first error's code, message and full body.
+    pub async fn error(
+        &self,
+        query: &str,
+        variables: Value,
+        token: Option<&str>,
+    ) -> (String, Value) {
+        let (_, body) = self.post(query, variables, token).await;
+        let code = body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected an error with a code, got {body}"))
+            .to_string();
+        (code, body)
+    }
+
+    /// Creates a competition of `sport` with two teams and one scheduled match; returns the ids.
+    pub async fn seed(&self, sport: &str) -> Seed {
+        let c = self
+            .admin(
+                "mutation($i: CreateCompetitionInput!) { createCompetition(input: $i) { id } }",
+                json!({"i": {"name": format!("{sport} league"), "sport": sport, "season": "2026"}}),
+            )
+            .await["createCompetition"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut teams = Vec::new();
+        for name in ["Home Side", "Away Side"] {
+            let t = self
+                .admin(
+                    "mutation($i: CreateTeamInput!) { createTeam(input: $i) { id } }",
+                    json!({"i": {"name": name, "sport": sport, "competitionIds": [c]}}),
+                )
+                .await["createTeam"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            teams.push(t);
+        }
+        let m = self
+            .admin(
+                "mutation($i: CreateMatchInput!) { createMatch(input: $i) { id } }",
+                json!({"i": {"competitionId": c, "homeTeamId": teams[0], "awayTeamId": teams[1],
+                              "startTime": "2026-11-22T15:00:00Z", "venue": "Test Ground"}}),
+            )
+            .await["createMatch"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Seed {
+            competition: c,
+            home: teams[0].clone(),
+            away: teams[1].clone(),
+            match_id: m,
+        }
+    }
+
+    /// A seeded match set LIVE (version 2, one STATUS_CHANGE event).
+    pub async fn live_match(&self, sport: &str) -> Seed {
+        let seed = self.seed(sport).await;
+        self.operator(
+            "mutation($i: SetMatchStatusInput!) { setMatchStatus(input: $i) { version } }",
+            json!({"i": {"matchId": seed.match_id, "status": "LIVE"}}),
+        )
+        .await;
+        seed
+    }
+
+    /// Records a scoring event; returns the match's new version.
+    pub async fn record(&self, match_id: &str, event_type: &str, side: &str) -> i64 {
+        self.operator(
+            "mutation($i: RecordEventInput!) { recordEvent(input: $i) { version } }",
+            json!({"i": {"matchId": match_id, "type": event_type, "side": side}}),
+        )
+        .await["recordEvent"]["version"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Stops the server as SIGTERM would, and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Seed {
+    pub competition: String,
+    pub home: String,
+    pub away: String,
+    pub match_id: String,
+}
+
+/// A raw WebSocket client speaking `graphql-transport-ws` or `graphql-ws`.
+pub struct WsClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub protocol: &'static str,
+    /// Answer server pings automatically (graphql-transport-ws).
+    pub answer_pings: bool,
+}
+
+pub const TRANSPORT_WS: &str = "graphql-transport-ws";
+pub const LEGACY_WS: &str = "graphql-ws";
+
+/// How a connection ended, seen by the client.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl WsClient {
+    pub async fn connect(app: &TestApp, protocol: &'static str) -> WsClient {
+        let mut request = app.ws_url().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(protocol));
+        let (ws, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("the WebSocket upgrade succeeds");
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some(protocol),
+            "the server agrees on the subprotocol"
+        );
+        WsClient {
+            ws,
+            protocol,
+            answer_pings: true,
+        }
+    }
+
+    /// Connects and completes `connection_init` (optionally with a token).
+    pub async fn connected(app: &TestApp, protocol: &'static str, token: Option<&str>) -> WsClient {
+        let mut c = Self::connect(app, protocol).await;
+        let payload = token.map(|t| json!({"Authorization": format!("Bearer {t}")}));
+        c.send(json!({"type": "connection_init", "payload": payload.unwrap_or(json!({}))}))
+            .await;
+        let ack = c.recv().await.expect("connection_ack");
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        c
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.send_raw(value.to_string()).await;
+    }
+
+    pub async fn send_raw(&mut self, text: String) {
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("sending a frame");
+    }
+
+    /// Starts an operation.
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        let kind = if self.protocol == LEGACY_WS {
+            "start"
+        } else {
+            "subscribe"
+        };
+        self.send(
+            json!({"type": kind, "id": id, "payload": {"query": query, "variables": variables}}),
+        )
+        .await;
+    }
+
+    /// Ends an operation.
+    pub async fn complete(&mut self, id: &str) {
+        let kind = if self.protocol == LEGACY_WS {
+            "stop"
+        } else {
+            "complete"
+        };
+        self.send(json!({"type": kind, "id": id})).await;
+    }
+
+    /// The next protocol message, skipping keep-alives; `None` when the connection closed.
+    pub async fn recv(&mut self) -> Option<Value> {
+        self.recv_within(WAIT)
+            .await
+            .expect("a message arrives in time")
+    }
+
+    /// Like `recv`, but `Err(())` on timeout.
+    pub async fn recv_within(&mut self, wait: Duration) -> Result<Option<Value>, ()> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .map_err(|_| ())?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(text.as_str()).expect("JSON frames");
+                    match value["type"].as_str() {
+                        Some("ka") => continue,
+                        Some("ping") if self.answer_pings => {
+                            self.send(json!({"type": "pong"})).await;
+                            continue;
+                        }
+                        _ => return Ok(Some(value)),
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(None),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// The next `next`/`data` payload of operation `id`; panics on anything else.
+    pub async fn next_data(&mut self, id: &str) -> Value {
+        let msg = self.recv().await.expect("the connection stays open");
+        let expected = if self.protocol == LEGACY_WS {
+            "data"
+        } else {
+            "next"
+        };
+        assert_eq!(msg["type"], expected, "{msg}");
+        assert_eq!(msg["id"], id, "{msg}");
+        assert!(msg["payload"].get("errors").is_none(), "{msg}");
+        msg["payload"]["data"].clone()
+    }
+
+    /// Waits for the server to close the connection; returns the close code and reason.
+    pub async fn closed(&mut self) -> Closed {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("the server closes in time");
+            match frame {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Closed {
+                        code: u16::from(frame.code),
+                        reason: frame.reason.to_string(),
+                    }
+                }
+                Some(Ok(Message::Close(None))) => {
+                    return Closed {
+                        code: u16::from(CloseCode::Status),
+                        reason: String::new(),
+                    }
+                }
+                None | Some(Err(_)) => panic!("the connection ended without a close frame"),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+}

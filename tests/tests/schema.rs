@@ -1,0 +1,31 @@
+//! `schema.graphql` is the public contract; it must be exactly what the code serves.
+
+use std::path::PathBuf;
+
+#[test]
+fn schema_graphql_matches_the_schema_the_code_serves() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../schema.graphql");
+    let exported = api::graphql::sdl();
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == exported,
+        "schema.graphql differs from the code's schema; regenerate it with \
+         `cargo run -q -p api -- schema > schema.graphql` and review the diff"
+    );
+}
+
+#[test]
+fn the_schema_names_the_public_contract() {
+    let sdl = api::graphql::sdl();
+    for name in [
+        "matchUpdated(id: ID!, sinceVersion: Int): Match!",
+        "matchesUpdated(filter: MatchFilter): Match!",
+        "matchEvents(matchId: ID!, afterSeq: Int): MatchEvent!",
+        "createMatch(input: CreateMatchInput!): Match!",
+        "recordEvent(input: RecordEventInput!): Match!",
+        "updateScore(input: UpdateScoreInput!): Match!",
+        "union MatchDetails = SoccerDetails | BaseballDetails | BasketballDetails",
+    ] {
+        assert!(sdl.contains(name), "the schema lacks `{name}`");
+    }
+}

@@ -69,3 +69,90 @@ pub async fn handle_batch(
         undecodable: decoded.undecodable,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use chrono::Utc;
+    use scoreline_core::item::{competition_item, match_item};
+    use scoreline_core::stream::build_record;
+    use scoreline_core::{Change, Competition, CompetitionId, Sport};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<ChangeBatch>>);
+
+    #[async_trait]
+    impl Publisher for Collect {
+        async fn publish(&self, batch: ChangeBatch) -> Result<(), PublishError> {
+            self.0.lock().unwrap().push(batch);
+            Ok(())
+        }
+    }
+
+    fn a_match(version: u64) -> scoreline_core::Match {
+        let json = serde_json::json!({
+            "id": "m1", "sport": "SOCCER", "competitionId": "c1", "homeTeamId": "h", "awayTeamId": "a",
+            "startTime": "2026-11-22T15:00:00Z", "venue": null, "status": "LIVE",
+            "score": {"home": 1, "away": 0}, "periods": [], "clock": null, "details": null,
+            "lastSeq": 1, "version": version,
+            "createdAt": "2026-11-22T15:00:00Z", "updatedAt": "2026-11-22T15:00:00Z"
+        });
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_batch_publishes_its_changes_in_order_and_skips_what_it_cannot_decode() {
+        let competition = Competition {
+            id: CompetitionId::parse("c1").unwrap(),
+            name: scoreline_core::text::Name::parse("Cup").unwrap(),
+            sport: Sport::Soccer,
+            season: scoreline_core::text::Season::parse("2026").unwrap(),
+            created_at: Utc::now(),
+        };
+        let mut corrupt = build_record("t", 3, Utc::now(), None, Some(match_item(&a_match(3))));
+        corrupt.change.new_image = competition_item(&competition);
+        let as_map: &mut std::collections::HashMap<String, serde_dynamo::AttributeValue> =
+            corrupt.change.new_image.as_mut();
+        as_map.insert("t".into(), serde_dynamo::AttributeValue::S("MATCH".into()));
+        let records = vec![
+            build_record("t", 1, Utc::now(), None, Some(match_item(&a_match(1)))),
+            build_record("t", 2, Utc::now(), None, Some(competition_item(&competition))),
+            corrupt,
+            build_record("t", 4, Utc::now(), Some(match_item(&a_match(1))), Some(match_item(&a_match(2)))),
+        ];
+        let sink = Collect::default();
+        let report = handle_batch(&records, &sink).await.unwrap();
+        assert_eq!(
+            report,
+            BatchReport {
+                delivered: 2,
+                ignored: 1,
+                undecodable: 1
+            }
+        );
+        let batches = sink.0.lock().unwrap();
+        assert_eq!(batches.len(), 1);
+        let versions: Vec<u64> = batches[0]
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Match(m) => m.version,
+                Change::Event(_) => 0,
+            })
+            .collect();
+        assert_eq!(versions, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_nothing_to_deliver_publishes_nothing() {
+        let removed = build_record("t", 1, Utc::now(), Some(match_item(&a_match(1))), None);
+        let sink = Collect::default();
+        let report = handle_batch(&[removed], &sink).await.unwrap();
+        assert_eq!(report.ignored, 1);
+        assert!(sink.0.lock().unwrap().is_empty());
+    }
+}

@@ -29,6 +29,8 @@ pub enum Command {
     Token(TokenArgs),
     /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
     Schema,
+    /// Create the DynamoDB table (indexes, stream, TTL) if it does not exist.
+    InitTable,
 }
 
 #[derive(Args, Debug)]
@@ -55,6 +57,16 @@ pub struct TokenArgs {
 pub enum StoreKind {
     /// In memory, with an in-process change feed.
     Memory,
+    /// Amazon DynamoDB (or DynamoDB Local), one table.
+    Dynamodb,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StreamStart {
+    /// Only changes made after start-up.
+    Latest,
+    /// Everything the stream still holds.
+    TrimHorizon,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -81,6 +93,29 @@ pub struct Config {
     pub store: StoreKind,
     #[arg(long, env = "BROKER", value_enum, default_value = "memory")]
     pub broker: BrokerKind,
+
+    /// The DynamoDB table (with STORE=dynamodb).
+    #[arg(long, env = "DYNAMODB_TABLE", default_value = "scoreline")]
+    pub dynamodb_table: String,
+    /// Endpoint override, e.g. DynamoDB Local at http://127.0.0.1:8000.
+    #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB")]
+    pub dynamodb_endpoint: Option<String>,
+    /// Use fixed dummy credentials (DynamoDB Local accepts any).
+    #[arg(long, env = "DYNAMODB_LOCAL", default_value_t = false, action = clap::ArgAction::Set)]
+    pub dynamodb_local: bool,
+    /// Create the table at start-up if it does not exist (as `api init-table` does).
+    #[arg(long, env = "DYNAMODB_CREATE_TABLE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub dynamodb_create_table: bool,
+    /// Read the table's DynamoDB stream in this process and publish its changes (local
+    /// development, or a single instance without the stream-handler Lambda).
+    #[arg(long, env = "STREAM_POLL", default_value_t = false, action = clap::ArgAction::Set)]
+    pub stream_poll: bool,
+    /// Where the stream poller starts on the shards it finds at start-up.
+    #[arg(long, env = "STREAM_POLL_FROM", value_enum, default_value = "latest")]
+    pub stream_poll_from: StreamStart,
+    /// Milliseconds between polls of an idle stream.
+    #[arg(long, env = "STREAM_POLL_INTERVAL_MS", default_value_t = 200)]
+    pub stream_poll_interval_ms: u64,
 
     /// HS256 secret for tokens; without it (and without a JWKS URL) a random secret is made for
     /// the process and an admin token printed at start-up.
@@ -152,6 +187,15 @@ impl Config {
             jwks_url: self.auth_jwks_url.clone(),
             issuer: self.auth_issuer.clone(),
             audience: self.auth_audience.clone(),
+        }
+    }
+
+    pub fn dynamo(&self) -> crate::store::DynamoConfig {
+        crate::store::DynamoConfig {
+            table: self.dynamodb_table.clone(),
+            endpoint: self.dynamodb_endpoint.clone(),
+            region: None,
+            local_credentials: self.dynamodb_local,
         }
     }
 

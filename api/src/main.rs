@@ -28,6 +28,18 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", auth.mint(role, &args.sub, ttl)?);
             Ok(())
         }
+        Some(Command::InitTable) => {
+            let config = cli.serve;
+            telemetry::init(config.log_format);
+            let store = api::store::DynamoStore::connect(&config.dynamo()).await;
+            let created = store.init_table().await.context("creating the DynamoDB table")?;
+            if created {
+                println!("created table {}", store.table());
+            } else {
+                println!("table {} already exists", store.table());
+            }
+            Ok(())
+        }
         Some(Command::Schema) => {
             print!("{}", api::graphql::sdl());
             Ok(())

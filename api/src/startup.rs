@@ -20,11 +20,12 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{Authenticator, Role};
 use crate::broker::{Broker, MemoryBroker};
-use crate::config::{BrokerKind, Config, StoreKind};
+use crate::config::{BrokerKind, Config, StoreKind, StreamStart};
 use crate::graphql::schema::Services;
 use crate::graphql::{build_schema, SchemaLimits, ScorelineSchema};
 use crate::pipeline::{spawn_embedded, Intake};
-use crate::store::MemoryStore;
+use crate::store::{DynamoStore, MemoryStore};
+use stream_handler::poller::{self, PollerConfig, StartPosition};
 use crate::ws::WsSettings;
 use crate::{demo, http, simulate};
 
@@ -87,6 +88,16 @@ impl Application {
             StoreKind::Memory => {
                 let (store, feed) = MemoryStore::new();
                 background.push(spawn_embedded(feed, intake.clone() as Arc<dyn Publisher>));
+                Arc::new(store)
+            }
+            StoreKind::Dynamodb => {
+                let store = DynamoStore::connect(&config.dynamo()).await;
+                if config.dynamodb_create_table && store.init_table().await.context("creating the DynamoDB table")? {
+                    tracing::info!(table = store.table(), "created the DynamoDB table");
+                }
+                if config.stream_poll {
+                    background.push(spawn_stream_poller(&store, &config, intake.clone()).await?);
+                }
                 Arc::new(store)
             }
         };
@@ -197,6 +208,32 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Reads the table's stream in this process and publishes through the intake, with the same
+/// batch code the stream-handler Lambda runs.
+async fn spawn_stream_poller(store: &DynamoStore, config: &Config, intake: Arc<Intake>) -> anyhow::Result<JoinHandle<()>> {
+    let stream_arn = store
+        .stream_arn()
+        .await
+        .context("describing the DynamoDB table")?
+        .context("the DynamoDB table has no stream: enable NEW_AND_OLD_IMAGES (api init-table does)")?;
+    let client = poller::client(store.sdk_config());
+    let poller_config = PollerConfig {
+        stream_arn,
+        interval: Duration::from_millis(config.stream_poll_interval_ms.max(10)),
+        start: match config.stream_poll_from {
+            StreamStart::Latest => StartPosition::Latest,
+            StreamStart::TrimHorizon => StartPosition::TrimHorizon,
+        },
+        batch_size: 1000,
+    };
+    Ok(tokio::spawn(async move {
+        let publisher = intake as Arc<dyn Publisher>;
+        if let Err(e) = poller::run(client, poller_config, publisher, std::future::pending()).await {
+            tracing::error!(error = %e, "the stream poller stopped");
+        }
+    }))
 }
 
 async fn shutdown_signal() {

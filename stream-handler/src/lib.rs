@@ -5,6 +5,9 @@
 //! # Layout
 //! - `decode_batch`: records → changes, skipping (and counting) records it can never decode.
 //! - `handle_batch`: decode, then publish through the sink.
+//! - `poller`: reads DynamoDB Streams and feeds `handle_batch`.
+
+pub mod poller;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use scoreline_core::publish::{PublishError, Publisher};

@@ -1,9 +1,15 @@
 //! The test harness: starts the real application on a free loopback port and talks to it the
 //! way clients do, with real HTTP and real WebSocket connections.
 //!
+//! Integration tests run on the memory store by default and on DynamoDB Local with
+//! `SCORELINE_TEST_STORE=dynamodb` (scripts/test runs both).
+//!
 //! # Layout
 //! - `TestApp`: a running server, its HTTP client, tokens, and seeding helpers.
 //! - `WsClient`: a raw WebSocket client for both GraphQL subprotocols.
+//! - `dynamodb_local`: DynamoDB Local for the tests that need it.
+
+pub mod dynamodb_local;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,7 +30,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// The HS256 secret test servers are configured with.
 pub const TEST_SECRET: &str = "scoreline-test-secret-0123456789abcdef";
 /// How long a test waits for a message it expects before failing.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(30);
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -47,6 +53,16 @@ impl TestApp {
         config.auth_issuer = None;
         config.auth_audience = None;
         config.publish_secret = None;
+        if dynamodb_local::integration_store_is_dynamodb() {
+            config.store = api::config::StoreKind::Dynamodb;
+            config.dynamodb_endpoint = Some(dynamodb_local::endpoint().to_string());
+            config.dynamodb_table = dynamodb_local::unique_table("it");
+            config.dynamodb_local = true;
+            config.dynamodb_create_table = true;
+            config.stream_poll = true;
+            config.stream_poll_from = api::config::StreamStart::TrimHorizon;
+            config.stream_poll_interval_ms = 20;
+        }
         configure(&mut config);
         let app = Application::build(config)
             .await
@@ -378,6 +394,56 @@ impl WsClient {
                 None | Some(Err(_)) => panic!("the connection ended without a close frame"),
                 Some(Ok(_)) => continue,
             }
+        }
+    }
+}
+
+impl WsClient {
+    /// The next text frame exactly as the server sent it, keep-alives (`ka`, `ping`) included
+    /// and nothing answered; `Err(())` on timeout, `Ok(None)` when the connection closed.
+    pub async fn recv_frame_within(&mut self, wait: Duration) -> Result<Option<Value>, ()> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .map_err(|_| ())?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(Some(
+                        serde_json::from_str(text.as_str()).expect("JSON frames"),
+                    ))
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(None),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+}
+
+impl WsClient {
+    /// Connects offering `offer` as the `Sec-WebSocket-Protocol` header (e.g. "a, b"); the
+    /// client then speaks whichever GraphQL subprotocol the server announces.
+    pub async fn connect_offering(app: &TestApp, offer: &'static str) -> WsClient {
+        let mut request = app.ws_url().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(offer));
+        let (ws, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("the WebSocket upgrade succeeds");
+        let protocol = match response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(TRANSPORT_WS) => TRANSPORT_WS,
+            Some(LEGACY_WS) => LEGACY_WS,
+            other => panic!("the server announced {other:?} for the offer {offer:?}"),
+        };
+        WsClient {
+            ws,
+            protocol,
+            answer_pings: true,
         }
     }
 }

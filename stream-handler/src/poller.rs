@@ -1,0 +1,266 @@
+//! A DynamoDB Streams poller: reads a table's stream (shards, iterators, shard ends, new
+//! shards) and runs every batch of records through [`crate::handle_batch`], like the Lambda's
+//! event source mapping does. Used locally with DynamoDB Local, and by an API that reads its
+//! own table's stream.
+//!
+//! Order and delivery: records of one shard are handled in order, a batch is retried until the
+//! publisher accepts it (the iterator only advances after), and a child shard is read only once
+//! its parent is finished, so per-item (per-match) order holds; delivery is at-least-once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::dynamodb::{EventRecord, StreamRecord, StreamViewType};
+use aws_sdk_dynamodbstreams::types::{OperationType, ShardIteratorType};
+use aws_sdk_dynamodbstreams::Client;
+use chrono::{TimeZone, Utc};
+use scoreline_core::publish::Publisher;
+use serde_dynamo::Item;
+
+/// Where to start reading shards that exist when the poller starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartPosition {
+    /// Only changes made from now on.
+    Latest,
+    /// Everything the stream still holds (up to 24 hours).
+    TrimHorizon,
+}
+
+#[derive(Clone, Debug)]
+pub struct PollerConfig {
+    pub stream_arn: String,
+    /// Pause between rounds that found no records.
+    pub interval: Duration,
+    pub start: StartPosition,
+    /// Most records per GetRecords call.
+    pub batch_size: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("DynamoDB Streams request failed: {0}")]
+    Streams(String),
+}
+
+struct Shard {
+    parent: Option<String>,
+    iterator: Option<String>,
+    last_sequence: Option<String>,
+    finished: bool,
+    initial: bool,
+}
+
+/// Converts a DynamoDB Streams SDK record into the Lambda event shape the handler decodes.
+pub fn to_event_record(record: &aws_sdk_dynamodbstreams::types::Record, stream_arn: &str) -> EventRecord {
+    let mut out = EventRecord::default();
+    out.event_id = record.event_id().unwrap_or_default().to_string();
+    out.event_name = match record.event_name() {
+        Some(OperationType::Insert) => "INSERT".into(),
+        Some(OperationType::Modify) => "MODIFY".into(),
+        Some(OperationType::Remove) => "REMOVE".into(),
+        Some(other) => other.as_str().to_string(),
+        None => String::new(),
+    };
+    out.event_version = record.event_version().map(str::to_string);
+    out.event_source = record.event_source().map(str::to_string);
+    out.aws_region = record.aws_region().unwrap_or_default().to_string();
+    out.event_source_arn = Some(stream_arn.to_string());
+    if let Some(d) = record.dynamodb() {
+        let mut change = StreamRecord::default();
+        if let Some(t) = d.approximate_creation_date_time() {
+            change.approximate_creation_date_time = Utc
+                .timestamp_opt(t.secs(), t.subsec_nanos())
+                .single()
+                .unwrap_or_else(Utc::now);
+        }
+        let image = |m: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
+            m.map(|m| Item::from(m.clone())).unwrap_or_default()
+        };
+        change.keys = image(d.keys());
+        change.new_image = image(d.new_image());
+        change.old_image = image(d.old_image());
+        change.sequence_number = d.sequence_number().map(str::to_string);
+        change.size_bytes = d.size_bytes().unwrap_or_default();
+        change.stream_view_type = Some(StreamViewType::NewAndOldImages);
+        out.change = change;
+    }
+    out
+}
+
+/// A DynamoDB Streams client sharing an SDK configuration (region, endpoint, credentials).
+pub fn client(sdk: &aws_config::SdkConfig) -> Client {
+    Client::new(sdk)
+}
+
+fn err(e: impl std::fmt::Debug) -> PollError {
+    PollError::Streams(format!("{e:?}"))
+}
+
+/// Polls until `stop` resolves. Returns an error only when the stream cannot be described.
+pub async fn run(
+    client: Client,
+    config: PollerConfig,
+    publisher: Arc<dyn Publisher>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), PollError> {
+    tokio::pin!(stop);
+    let mut shards: HashMap<String, Shard> = HashMap::new();
+    let mut first_describe = true;
+    let mut last_describe = tokio::time::Instant::now() - Duration::from_secs(60);
+    loop {
+        if last_describe.elapsed() >= Duration::from_secs(1) {
+            discover(&client, &config, &mut shards, first_describe).await?;
+            first_describe = false;
+            last_describe = tokio::time::Instant::now();
+        }
+        let mut got_records = false;
+        let ids: Vec<String> = shards.keys().cloned().collect();
+        for id in ids {
+            let ready = {
+                let shard = &shards[&id];
+                !shard.finished
+                    && shard
+                        .parent
+                        .as_ref()
+                        .is_none_or(|p| shards.get(p).is_none_or(|p| p.finished))
+            };
+            if !ready {
+                continue;
+            }
+            if shards[&id].iterator.is_none() {
+                let iterator = open_iterator(&client, &config, &id, &shards[&id]).await?;
+                let shard = shards.get_mut(&id).expect("known shard");
+                match iterator {
+                    Some(it) => shard.iterator = Some(it),
+                    None => {
+                        shard.finished = true;
+                        continue;
+                    }
+                }
+            }
+            let iterator = shards[&id].iterator.clone().expect("opened above");
+            let result = client
+                .get_records()
+                .shard_iterator(iterator)
+                .limit(config.batch_size)
+                .send()
+                .await;
+            let output = match result {
+                Ok(o) => o,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_expired_iterator_exception()) => {
+                    // Reopen after the last record handled.
+                    shards.get_mut(&id).expect("known shard").iterator = None;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(shard = %id, error = ?e, "GetRecords failed; will retry");
+                    continue;
+                }
+            };
+            let records: Vec<EventRecord> = output
+                .records()
+                .iter()
+                .map(|r| to_event_record(r, &config.stream_arn))
+                .collect();
+            if !records.is_empty() {
+                got_records = true;
+                deliver(&records, publisher.as_ref()).await;
+            }
+            let shard = shards.get_mut(&id).expect("known shard");
+            if let Some(last) = records.last().and_then(|r| r.change.sequence_number.clone()) {
+                shard.last_sequence = Some(last);
+            }
+            match output.next_shard_iterator() {
+                Some(next) => shard.iterator = Some(next.to_string()),
+                None => {
+                    shard.finished = true;
+                    shard.iterator = None;
+                }
+            }
+        }
+        if !got_records {
+            tokio::select! {
+                () = tokio::time::sleep(config.interval) => {}
+                () = &mut stop => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Hands records to the batch handler until the publisher accepts them: a shard never moves
+/// past a batch that was not delivered.
+async fn deliver(records: &[EventRecord], publisher: &dyn Publisher) {
+    let mut attempt = 0u32;
+    loop {
+        match crate::handle_batch(records, publisher).await {
+            Ok(_) => return,
+            Err(error) => {
+                attempt += 1;
+                tracing::warn!(%error, attempt, "publishing a stream batch failed; retrying");
+                let backoff = 50u64.saturating_mul(1 << attempt.min(6)).min(2_000);
+                tokio::time::sleep(Duration::from_millis(backoff)).await;
+            }
+        }
+    }
+}
+
+async fn discover(
+    client: &Client,
+    config: &PollerConfig,
+    shards: &mut HashMap<String, Shard>,
+    initial: bool,
+) -> Result<(), PollError> {
+    let mut start: Option<String> = None;
+    loop {
+        let out = client
+            .describe_stream()
+            .stream_arn(&config.stream_arn)
+            .set_exclusive_start_shard_id(start.take())
+            .send()
+            .await
+            .map_err(err)?;
+        let Some(description) = out.stream_description() else {
+            return Ok(());
+        };
+        for shard in description.shards() {
+            let Some(id) = shard.shard_id() else { continue };
+            shards.entry(id.to_string()).or_insert_with(|| Shard {
+                parent: shard.parent_shard_id().map(str::to_string),
+                iterator: None,
+                last_sequence: None,
+                finished: false,
+                initial,
+            });
+        }
+        match description.last_evaluated_shard_id() {
+            Some(last) => start = Some(last.to_string()),
+            None => return Ok(()),
+        }
+    }
+}
+
+async fn open_iterator(
+    client: &Client,
+    config: &PollerConfig,
+    id: &str,
+    shard: &Shard,
+) -> Result<Option<String>, PollError> {
+    let request = client.get_shard_iterator().stream_arn(&config.stream_arn).shard_id(id);
+    let request = match (&shard.last_sequence, shard.initial, config.start) {
+        (Some(seq), _, _) => request
+            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .sequence_number(seq),
+        // Shards found later are new: read them whole.
+        (None, true, StartPosition::Latest) => request.shard_iterator_type(ShardIteratorType::Latest),
+        (None, _, _) => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+    };
+    match request.send().await {
+        Ok(out) => Ok(out.shard_iterator().map(str::to_string)),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception() || s.is_trimmed_data_access_exception()) => {
+            tracing::warn!(shard = %id, error = ?e, "shard is gone or trimmed; skipping it");
+            Ok(None)
+        }
+        Err(e) => Err(err(e)),
+    }
+}

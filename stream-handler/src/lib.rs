@@ -6,8 +6,12 @@
 //! - `decode_batch`: records → changes, skipping (and counting) records it can never decode.
 //! - `handle_batch`: decode, then publish through the sink.
 //! - `poller`: reads DynamoDB Streams and feeds `handle_batch`.
+//! - `sink`: the signed HTTP publisher to the API's `/internal/publish`.
+//! - `lambda`: a DynamoDB Streams event in, `batchItemFailures` out.
 
+pub mod lambda;
 pub mod poller;
+pub mod sink;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use scoreline_core::publish::{PublishError, Publisher};
@@ -123,9 +127,21 @@ mod tests {
         as_map.insert("t".into(), serde_dynamo::AttributeValue::S("MATCH".into()));
         let records = vec![
             build_record("t", 1, Utc::now(), None, Some(match_item(&a_match(1)))),
-            build_record("t", 2, Utc::now(), None, Some(competition_item(&competition))),
+            build_record(
+                "t",
+                2,
+                Utc::now(),
+                None,
+                Some(competition_item(&competition)),
+            ),
             corrupt,
-            build_record("t", 4, Utc::now(), Some(match_item(&a_match(1))), Some(match_item(&a_match(2)))),
+            build_record(
+                "t",
+                4,
+                Utc::now(),
+                Some(match_item(&a_match(1))),
+                Some(match_item(&a_match(2))),
+            ),
         ];
         let sink = Collect::default();
         let report = handle_batch(&records, &sink).await.unwrap();

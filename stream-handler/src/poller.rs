@@ -52,7 +52,10 @@ struct Shard {
 }
 
 /// Converts a DynamoDB Streams SDK record into the Lambda event shape the handler decodes.
-pub fn to_event_record(record: &aws_sdk_dynamodbstreams::types::Record, stream_arn: &str) -> EventRecord {
+pub fn to_event_record(
+    record: &aws_sdk_dynamodbstreams::types::Record,
+    stream_arn: &str,
+) -> EventRecord {
     let mut out = EventRecord::default();
     out.event_id = record.event_id().unwrap_or_default().to_string();
     out.event_name = match record.event_name() {
@@ -74,9 +77,9 @@ pub fn to_event_record(record: &aws_sdk_dynamodbstreams::types::Record, stream_a
                 .single()
                 .unwrap_or_else(Utc::now);
         }
-        let image = |m: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
-            m.map(|m| Item::from(m.clone())).unwrap_or_default()
-        };
+        let image = |m: Option<
+            &HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>,
+        >| { m.map(|m| Item::from(m.clone())).unwrap_or_default() };
         change.keys = image(d.keys());
         change.new_image = image(d.new_image());
         change.old_image = image(d.old_image());
@@ -148,7 +151,10 @@ pub async fn run(
                 .await;
             let output = match result {
                 Ok(o) => o,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_expired_iterator_exception()) => {
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_expired_iterator_exception()) =>
+                {
                     // Reopen after the last record handled.
                     shards.get_mut(&id).expect("known shard").iterator = None;
                     continue;
@@ -168,7 +174,10 @@ pub async fn run(
                 deliver(&records, publisher.as_ref()).await;
             }
             let shard = shards.get_mut(&id).expect("known shard");
-            if let Some(last) = records.last().and_then(|r| r.change.sequence_number.clone()) {
+            if let Some(last) = records
+                .last()
+                .and_then(|r| r.change.sequence_number.clone())
+            {
                 shard.last_sequence = Some(last);
             }
             match output.next_shard_iterator() {
@@ -246,18 +255,27 @@ async fn open_iterator(
     id: &str,
     shard: &Shard,
 ) -> Result<Option<String>, PollError> {
-    let request = client.get_shard_iterator().stream_arn(&config.stream_arn).shard_id(id);
+    let request = client
+        .get_shard_iterator()
+        .stream_arn(&config.stream_arn)
+        .shard_id(id);
     let request = match (&shard.last_sequence, shard.initial, config.start) {
         (Some(seq), _, _) => request
             .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
             .sequence_number(seq),
         // Shards found later are new: read them whole.
-        (None, true, StartPosition::Latest) => request.shard_iterator_type(ShardIteratorType::Latest),
+        (None, true, StartPosition::Latest) => {
+            request.shard_iterator_type(ShardIteratorType::Latest)
+        }
         (None, _, _) => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
     };
     match request.send().await {
         Ok(out) => Ok(out.shard_iterator().map(str::to_string)),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception() || s.is_trimmed_data_access_exception()) => {
+        Err(e)
+            if e.as_service_error().is_some_and(|s| {
+                s.is_resource_not_found_exception() || s.is_trimmed_data_access_exception()
+            }) =>
+        {
             tracing::warn!(shard = %id, error = ?e, "shard is gone or trimmed; skipping it");
             Ok(None)
         }

@@ -77,6 +77,8 @@ pub enum BrokerKind {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// JSON lines when stderr is not a terminal, text when it is.
+    Auto,
     Json,
     Text,
 }
@@ -101,14 +103,14 @@ pub struct Config {
     #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB")]
     pub dynamodb_endpoint: Option<String>,
     /// Use fixed dummy credentials (DynamoDB Local accepts any).
-    #[arg(long, env = "DYNAMODB_LOCAL", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "DYNAMODB_LOCAL", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub dynamodb_local: bool,
     /// Create the table at start-up if it does not exist (as `api init-table` does).
-    #[arg(long, env = "DYNAMODB_CREATE_TABLE", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "DYNAMODB_CREATE_TABLE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub dynamodb_create_table: bool,
     /// Read the table's DynamoDB stream in this process and publish its changes (local
     /// development, or a single instance without the stream-handler Lambda).
-    #[arg(long, env = "STREAM_POLL", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "STREAM_POLL", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub stream_poll: bool,
     /// Where the stream poller starts on the shards it finds at start-up.
     #[arg(long, env = "STREAM_POLL_FROM", value_enum, default_value = "latest")]
@@ -135,16 +137,16 @@ pub struct Config {
     pub publish_secret: Option<String>,
 
     /// Load the demo competitions, teams and matches at start-up.
-    #[arg(long, env = "DEMO", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "DEMO", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub demo: bool,
     /// Drive the live demo matches with scoring events through the mutation path.
-    #[arg(long, env = "SIMULATE", default_value_t = false)]
+    #[arg(long, env = "SIMULATE", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new())]
     pub simulate: bool,
     /// Milliseconds between simulated events.
     #[arg(long, env = "SIMULATE_INTERVAL_MS", default_value_t = 3000)]
     pub simulate_interval_ms: u64,
     /// Serve GraphiQL on `/`.
-    #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub graphiql: bool,
 
     /// Largest accepted request body, in bytes.
@@ -167,8 +169,8 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
 
-    /// `json` for machines, `text` for people.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    /// `json` for machines, `text` for people, `auto` picks by whether stderr is a terminal.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "auto")]
     pub log_format: LogFormat,
 }
 

@@ -91,11 +91,14 @@ pub async fn graphql_get(
         Err(response) => return response,
     };
     if parts.headers.contains_key(header::UPGRADE) {
-        let protocol = parts
+        // Clients may offer their subprotocols in one header or several.
+        let offered: Vec<&str> = parts
             .headers
-            .get(header::SEC_WEBSOCKET_PROTOCOL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(Protocol::from_header);
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let protocol = Protocol::from_header(&offered.join(","));
         let Some(protocol) = protocol else {
             return graphql_error(
                 StatusCode::BAD_REQUEST,
@@ -114,7 +117,7 @@ pub async fn graphql_get(
             shutdown: state.shutdown.clone(),
         };
         return upgrade
-            .protocols(Protocol::ALL)
+            .protocols([protocol.name()])
             .max_message_size(state.max_body_bytes)
             .max_frame_size(state.max_body_bytes)
             .on_upgrade(move |socket| ws::serve(socket, protocol, principal, ctx));

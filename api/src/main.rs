@@ -32,7 +32,10 @@ async fn main() -> anyhow::Result<()> {
             let config = cli.serve;
             telemetry::init(config.log_format);
             let store = api::store::DynamoStore::connect(&config.dynamo()).await;
-            let created = store.init_table().await.context("creating the DynamoDB table")?;
+            let created = store
+                .init_table()
+                .await
+                .context("creating the DynamoDB table")?;
             if created {
                 println!("created table {}", store.table());
             } else {

@@ -25,9 +25,9 @@ use crate::graphql::schema::Services;
 use crate::graphql::{build_schema, SchemaLimits, ScorelineSchema};
 use crate::pipeline::{spawn_embedded, Intake};
 use crate::store::{DynamoStore, MemoryStore};
-use stream_handler::poller::{self, PollerConfig, StartPosition};
 use crate::ws::WsSettings;
 use crate::{demo, http, simulate};
+use stream_handler::poller::{self, PollerConfig, StartPosition};
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -92,7 +92,12 @@ impl Application {
             }
             StoreKind::Dynamodb => {
                 let store = DynamoStore::connect(&config.dynamo()).await;
-                if config.dynamodb_create_table && store.init_table().await.context("creating the DynamoDB table")? {
+                if config.dynamodb_create_table
+                    && store
+                        .init_table()
+                        .await
+                        .context("creating the DynamoDB table")?
+                {
                     tracing::info!(table = store.table(), "created the DynamoDB table");
                 }
                 if config.stream_poll {
@@ -212,12 +217,18 @@ impl Application {
 
 /// Reads the table's stream in this process and publishes through the intake, with the same
 /// batch code the stream-handler Lambda runs.
-async fn spawn_stream_poller(store: &DynamoStore, config: &Config, intake: Arc<Intake>) -> anyhow::Result<JoinHandle<()>> {
+async fn spawn_stream_poller(
+    store: &DynamoStore,
+    config: &Config,
+    intake: Arc<Intake>,
+) -> anyhow::Result<JoinHandle<()>> {
     let stream_arn = store
         .stream_arn()
         .await
         .context("describing the DynamoDB table")?
-        .context("the DynamoDB table has no stream: enable NEW_AND_OLD_IMAGES (api init-table does)")?;
+        .context(
+            "the DynamoDB table has no stream: enable NEW_AND_OLD_IMAGES (api init-table does)",
+        )?;
     let client = poller::client(store.sdk_config());
     let poller_config = PollerConfig {
         stream_arn,
@@ -230,7 +241,8 @@ async fn spawn_stream_poller(store: &DynamoStore, config: &Config, intake: Arc<I
     };
     Ok(tokio::spawn(async move {
         let publisher = intake as Arc<dyn Publisher>;
-        if let Err(e) = poller::run(client, poller_config, publisher, std::future::pending()).await {
+        if let Err(e) = poller::run(client, poller_config, publisher, std::future::pending()).await
+        {
             tracing::error!(error = %e, "the stream poller stopped");
         }
     }))

@@ -1,4 +1,5 @@
-//! Logging: JSON lines for machines or text for people, filtered by `RUST_LOG`.
+//! Logging: JSON lines for machines or text for people (by default, text on a terminal),
+//! filtered by `RUST_LOG`.
 
 use tracing_subscriber::{fmt, EnvFilter};
 
@@ -8,8 +9,14 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
     };
 }

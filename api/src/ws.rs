@@ -8,6 +8,9 @@
 //!   `connection_error`, `start`, `data`, `error`, `complete`, `stop`, `connection_terminate`,
 //!   and `ka` keep-alives.
 //!
+//! A token from `connection_init` is checked again before each operation, so a long-lived
+//! connection stops authorizing mutations once its token expires.
+//!
 //! Each operation runs in its own task and writes into the connection's bounded outbox; a
 //! client that stops reading makes its operations wait, and their broker subscriptions then
 //! lag and resynchronise from the store instead of queueing without bound.
@@ -24,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
 use crate::auth::{token_from_init_payload, Authenticator, Principal};
-use crate::graphql::error::TOO_MANY_SUBSCRIPTIONS;
+use crate::graphql::error::{TOO_MANY_SUBSCRIPTIONS, UNAUTHENTICATED};
 use crate::graphql::ScorelineSchema;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,14 +39,25 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The subprotocols we speak, most preferred first.
     pub const ALL: [&'static str; 2] = ["graphql-transport-ws", "graphql-ws"];
 
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::GraphqlTransportWs => Self::ALL[0],
+            Protocol::LegacyGraphqlWs => Self::ALL[1],
+        }
+    }
+
+    /// The protocol to speak for a `Sec-WebSocket-Protocol` offer: our most preferred one the
+    /// client offers, whatever the offer's order. This is the rule axum's
+    /// `WebSocketUpgrade::protocols(Protocol::ALL)` applies to pick the protocol it announces in
+    /// the handshake, so the protocol spoken is always the one announced.
     pub fn from_header(value: &str) -> Option<Protocol> {
-        value.split(',').map(str::trim).find_map(|p| match p {
-            "graphql-transport-ws" => Some(Protocol::GraphqlTransportWs),
-            "graphql-ws" => Some(Protocol::LegacyGraphqlWs),
-            _ => None,
-        })
+        let offered: Vec<&str> = value.split(',').map(str::trim).collect();
+        [Protocol::GraphqlTransportWs, Protocol::LegacyGraphqlWs]
+            .into_iter()
+            .find(|p| offered.contains(&p.name()))
     }
 }
 
@@ -127,6 +141,7 @@ pub async fn serve(
         ctx: ctx.clone(),
         out: out_tx.clone(),
         principal: upgrade_principal,
+        init_token: None,
         acknowledged: false,
         init_received: false,
         operations: HashMap::new(),
@@ -152,6 +167,11 @@ pub async fn serve(
                         break;
                     }
                 };
+                // Forget operations that already ended before acting on the client's message: a
+                // client may reuse an id (or take a freed slot) as soon as it saw `complete`.
+                while let Ok((id, generation)) = done_rx.try_recv() {
+                    conn.reap(&id, generation);
+                }
                 if conn.handle(text.as_str(), &done_tx).await.is_break() {
                     break;
                 }
@@ -169,11 +189,7 @@ pub async fn serve(
                     // The outbox is full: the client is not reading; a keep-alive can wait.
                 }
             }
-            Some((id, generation)) = done_rx.recv() => {
-                if conn.operations.get(&id).is_some_and(|(g, _)| *g == generation) {
-                    conn.operations.remove(&id);
-                }
-            }
+            Some((id, generation)) = done_rx.recv() => conn.reap(&id, generation),
             _ = shutdown.changed() => {
                 let _ = out_tx.send(close(1001, "server shutting down")).await;
                 break;
@@ -193,6 +209,10 @@ struct Connection {
     ctx: WsContext,
     out: mpsc::Sender<Out>,
     principal: Option<Principal>,
+    /// The `connection_init` credential the principal came from, checked again before every
+    /// operation: a connection outlives its token, and an expired token must not keep
+    /// authorizing mutations.
+    init_token: Option<String>,
     acknowledged: bool,
     init_received: bool,
     /// Running operations by client id, with a generation so a finished task never removes a
@@ -206,6 +226,17 @@ const CONTINUE: Flow = std::ops::ControlFlow::Continue(());
 const BREAK: Flow = std::ops::ControlFlow::Break(());
 
 impl Connection {
+    /// Forgets an operation that ended on its own, unless its id now names a newer one.
+    fn reap(&mut self, id: &str, generation: u64) {
+        if self
+            .operations
+            .get(id)
+            .is_some_and(|(g, _)| *g == generation)
+        {
+            self.operations.remove(id);
+        }
+    }
+
     async fn send(&self, value: Value) {
         let _ = self.out.send(Out::Text(value.to_string())).await;
     }
@@ -268,7 +299,10 @@ impl Connection {
         let token = payload.as_ref().and_then(token_from_init_payload);
         if let Some(token) = token {
             match self.ctx.auth.authenticate(Some(&token)).await {
-                Ok(principal) => self.principal = principal,
+                Ok(principal) => {
+                    self.principal = principal;
+                    self.init_token = Some(token);
+                }
                 Err(error) => {
                     tracing::info!(%error, "websocket connection_init refused");
                     return match self.protocol {
@@ -276,7 +310,7 @@ impl Connection {
                         Protocol::LegacyGraphqlWs => {
                             self.send(json!({
                                 "type": "connection_error",
-                                "payload": {"message": error.to_string(), "extensions": {"code": "UNAUTHENTICATED"}},
+                                "payload": {"message": error.to_string(), "extensions": {"code": UNAUTHENTICATED}},
                             }))
                             .await;
                             self.close(4403, "Forbidden").await
@@ -328,6 +362,19 @@ impl Connection {
                     .await
             }
         };
+        if let Some(token) = &self.init_token {
+            if let Err(error) = self.ctx.auth.authenticate(Some(token)).await {
+                // Typically expired since `connection_init`: refuse the operation, as HTTP
+                // refuses a request with such a token, rather than run it anonymously.
+                let errors = json!([{
+                    "message": error.to_string(),
+                    "extensions": {"code": UNAUTHENTICATED},
+                }]);
+                self.send(json!({"type": "error", "id": id, "payload": errors}))
+                    .await;
+                return CONTINUE;
+            }
+        }
         if self.operations.len() >= self.ctx.settings.max_subscriptions {
             let errors = json!([{
                 "message": format!(
@@ -376,32 +423,63 @@ async fn run_operation(
         Protocol::GraphqlTransportWs => "next",
         Protocol::LegacyGraphqlWs => "data",
     };
-    let mut failed = false;
+    let mut last = None;
     while let Some(response) = responses.next().await {
-        let frame = if first && is_request_error(&response) {
+        if first && is_request_error(&response) {
             // Refused before anything ran (parse, validation, NOT_FOUND): the operation ends
             // with `error` and no `complete`.
-            failed = true;
-            json!({"type": "error", "id": id, "payload": response.errors})
-        } else {
-            json!({"type": next_type, "id": id, "payload": response})
-        };
+            last = Some(json!({"type": "error", "id": id, "payload": response.errors}));
+            break;
+        }
         first = false;
+        let frame = json!({"type": next_type, "id": id, "payload": response});
         if out.send(Out::Text(frame.to_string())).await.is_err() {
             return;
         }
-        if failed {
-            break;
-        }
     }
-    if !failed {
-        let _ = out
-            .send(Out::Text(json!({"type": "complete", "id": id}).to_string()))
-            .await;
-    }
+    let last = last.unwrap_or_else(|| json!({"type": "complete", "id": id}));
+    // The connection forgets the operation before the client can see that it ended, so the
+    // client may reuse its id (or its slot) right after the last frame without a spurious 4409
+    // or TOO_MANY_SUBSCRIPTIONS.
     let _ = done.send((id, generation));
+    let _ = out.send(Out::Text(last.to_string())).await;
 }
 
 fn is_request_error(response: &Response) -> bool {
     !response.errors.is_empty() && matches!(response.data, async_graphql::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preferred_protocol_is_chosen_whatever_the_order_of_the_offer() {
+        for offer in [
+            "graphql-transport-ws",
+            "graphql-ws, graphql-transport-ws",
+            "mqtt,graphql-ws,graphql-transport-ws",
+        ] {
+            assert_eq!(
+                Protocol::from_header(offer),
+                Some(Protocol::GraphqlTransportWs),
+                "{offer}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_legacy_protocol_is_chosen_when_it_is_the_only_one_offered() {
+        assert_eq!(
+            Protocol::from_header("mqtt, graphql-ws"),
+            Some(Protocol::LegacyGraphqlWs)
+        );
+    }
+
+    #[test]
+    fn an_offer_without_a_graphql_protocol_is_refused() {
+        for offer in ["", "mqtt", "graphql", "graphql-ws-extra"] {
+            assert_eq!(Protocol::from_header(offer), None, "{offer}");
+        }
+    }
 }

@@ -52,7 +52,7 @@ fn start() -> String {
          while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done",
         parent = std::process::id()
     );
-    Command::new("bash")
+    let mut watchdog = Command::new("bash")
         .arg("-c")
         .arg(script)
         .current_dir(&dir)
@@ -61,6 +61,10 @@ fn start() -> String {
         .stderr(Stdio::null())
         .spawn()
         .expect("starting DynamoDB Local (is Java installed?)");
+    // Reap the watchdog if it ends before the tests do (e.g. Java is missing).
+    std::thread::spawn(move || {
+        let _ = watchdog.wait();
+    });
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(

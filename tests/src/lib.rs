@@ -447,3 +447,28 @@ impl WsClient {
         }
     }
 }
+
+impl TestApp {
+    /// A server on DynamoDB Local (whatever `SCORELINE_TEST_STORE` says), configured as the
+    /// harness does for `SCORELINE_TEST_STORE=dynamodb`: a fresh table created at start-up and
+    /// the stream read in process.
+    pub async fn spawn_dynamodb() -> TestApp {
+        Self::spawn_dynamodb_with(|_| {}).await
+    }
+
+    /// Like `spawn_dynamodb`, adjusted by `configure`.
+    pub async fn spawn_dynamodb_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_with(|config| {
+            config.store = api::config::StoreKind::Dynamodb;
+            config.dynamodb_endpoint = Some(dynamodb_local::endpoint().to_string());
+            config.dynamodb_table = dynamodb_local::unique_table("it");
+            config.dynamodb_local = true;
+            config.dynamodb_create_table = true;
+            config.stream_poll = true;
+            config.stream_poll_from = api::config::StreamStart::TrimHorizon;
+            config.stream_poll_interval_ms = 20;
+            configure(config);
+        })
+        .await
+    }
+}

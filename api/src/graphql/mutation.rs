@@ -35,7 +35,7 @@ async fn match_day(
         &match_id,
         &command,
         &options,
-        Utc::now,
+        || Utc::now().trunc_subsecs(3),
     )
     .await
     .map_err(service_error)?;

@@ -14,12 +14,17 @@ use crate::graphql::types::{
 
 pub struct QueryRoot;
 
+/// Names the argument a malformed id came in, rather than the id's kind.
+fn argument(name: &'static str) -> impl Fn(ValidationError) -> async_graphql::Error {
+    move |e| invalid(ValidationError::new(name, e.message().to_string()))
+}
+
 #[Object]
 impl QueryRoot {
     /// A match by id; null when there is none.
     #[graphql(name = "match")]
     async fn match_(&self, ctx: &Context<'_>, id: ID) -> Result<Option<MatchNode>> {
-        let id = MatchId::parse(id.0).map_err(invalid)?;
+        let id = MatchId::parse(id.0).map_err(argument("id"))?;
         let services = ctx.data::<Services>()?;
         Ok(services
             .store
@@ -91,7 +96,7 @@ impl QueryRoot {
     }
 
     async fn competition(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CompetitionNode>> {
-        let id = CompetitionId::parse(id.0).map_err(invalid)?;
+        let id = CompetitionId::parse(id.0).map_err(argument("id"))?;
         let services = ctx.data::<Services>()?;
         Ok(services
             .store
@@ -116,7 +121,7 @@ impl QueryRoot {
     }
 
     async fn team(&self, ctx: &Context<'_>, id: ID) -> Result<Option<TeamNode>> {
-        let id = TeamId::parse(id.0).map_err(invalid)?;
+        let id = TeamId::parse(id.0).map_err(argument("id"))?;
         let services = ctx.data::<Services>()?;
         Ok(services.store.team(&id).await.map_err(store)?.map(TeamNode))
     }

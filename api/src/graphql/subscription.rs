@@ -85,7 +85,8 @@ impl SubscriptionRoot {
         })
     }
 
-    /// Every change of any match the filter admits.
+    /// Every change of any match the filter admits, and the one change that takes a match out
+    /// of the filter (e.g. LIVE → FINISHED under a LIVE filter), so lists can drop it.
     async fn matches_updated(
         &self,
         ctx: &Context<'_>,
@@ -95,23 +96,22 @@ impl SubscriptionRoot {
         let services = ctx.data::<Services>()?.clone();
         let mut sub = services.broker.subscribe(Topic::All);
         Ok(async_stream::stream! {
-            // Newest version sent per match, so each match's versions strictly rise.
-            let mut sent: HashMap<MatchId, u64> = HashMap::new();
+            // Per match: the newest version seen and whether the filter admitted it, so each
+            // match's versions strictly rise and a match leaving the filter is sent once.
+            let mut sent: HashMap<MatchId, (u64, bool)> = HashMap::new();
             loop {
                 match sub.receiver.recv().await {
                     Ok(change) => {
                         if let Change::Match(m) = &*change {
-                            if filter.admits(m) && sent.get(&m.id).is_none_or(|v| m.version > *v) {
-                                sent.insert(m.id.clone(), m.version);
+                            if should_send(&mut sent, m, filter.admits(m)) {
                                 yield Ok(MatchNode((**m).clone()));
                             }
                         }
                     }
-                    Err(RecvError::Lagged(_)) => match resync(&services, &filter).await {
+                    Err(RecvError::Lagged(_)) => match resync(&services, &filter, &sent).await {
                         Ok(matches) => {
                             for m in matches {
-                                if sent.get(&m.id).is_none_or(|v| m.version > *v) {
-                                    sent.insert(m.id.clone(), m.version);
+                                if should_send(&mut sent, &m, filter.admits(&m)) {
                                     yield Ok(MatchNode(m));
                                 }
                             }
@@ -226,8 +226,24 @@ async fn fill(services: &Services, id: &MatchId, after: u32, upto: u32) -> Resul
     }
 }
 
-/// The matches a lagging `matchesUpdated` subscriber may have missed.
-async fn resync(services: &Services, filter: &MatchFilter) -> Result<Vec<scoreline_core::Match>> {
+/// Whether a `matchesUpdated` subscriber gets this state: it must be newer than the last one
+/// seen, and either admitted by the filter or the first one to leave it.
+fn should_send(sent: &mut HashMap<MatchId, (u64, bool)>, m: &scoreline_core::Match, admits: bool) -> bool {
+    let (last, was_admitted) = sent.get(&m.id).copied().unwrap_or((0, false));
+    if m.version <= last {
+        return false;
+    }
+    sent.insert(m.id.clone(), (m.version, admits));
+    admits || was_admitted
+}
+
+/// The matches a lagging `matchesUpdated` subscriber may have missed: those the filter admits
+/// now, and those it admitted before (which may have left it meanwhile).
+async fn resync(
+    services: &Services,
+    filter: &MatchFilter,
+    sent: &HashMap<MatchId, (u64, bool)>,
+) -> Result<Vec<scoreline_core::Match>> {
     let mut out = Vec::new();
     let mut after = None;
     for _ in 0..RESYNC_PAGES {
@@ -249,6 +265,12 @@ async fn resync(services: &Services, filter: &MatchFilter) -> Result<Vec<scoreli
         }
         if !more {
             break;
+        }
+    }
+    let listed: std::collections::HashSet<MatchId> = out.iter().map(|m| m.id.clone()).collect();
+    for (id, _) in sent.iter().filter(|(id, (_, admitted))| *admitted && !listed.contains(*id)) {
+        if let Some(m) = services.store.match_by_id(id).await.map_err(store)? {
+            out.push(m);
         }
     }
     Ok(out)

@@ -14,15 +14,17 @@ use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::client::Waiters as _;
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification, TransactWriteItem,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification, TimeToLiveStatus,
+    TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, Datelike, Duration as ChronoDuration, Months, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration as ChronoDuration, Months, SubsecRound, TimeZone, Utc};
 use futures::future::try_join_all;
 use rand::Rng;
 use scoreline_core::item::{
@@ -56,13 +58,21 @@ pub struct DynamoConfig {
 /// buckets.
 pub const DEFAULT_WINDOW_DAYS: i64 = 366;
 
+/// The most index entries a listing reads in one round (one `BatchGetItem`).
+const MAX_ROUND_READ: usize = 100;
+
+/// How long `init_table` waits for a new table to become ACTIVE.
+const TABLE_ACTIVE_WAIT: Duration = Duration::from_secs(300);
+
 pub struct DynamoStore {
     client: Client,
     sdk: aws_config::SdkConfig,
     table: String,
 }
 
-fn unavailable<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
+fn unavailable<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> StoreError {
     let throttled = matches!(
         e.code(),
         Some(
@@ -161,7 +171,13 @@ impl DynamoStore {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
         if config.local_credentials {
-            loader = loader.credentials_provider(Credentials::new("local", "local", None, None, "scoreline-local"));
+            loader = loader.credentials_provider(Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "scoreline-local",
+            ));
             if config.region.is_none() {
                 loader = loader.region(aws_config::Region::new("us-east-1"));
             }
@@ -188,12 +204,25 @@ impl DynamoStore {
     }
 
     /// Creates the table, its indexes, stream (NEW_AND_OLD_IMAGES) and TTL setting, as the
-    /// infrastructure template does. Does nothing to a table that exists. Returns whether it
-    /// created the table.
+    /// infrastructure template does, and waits until it is ACTIVE. On a table that exists it
+    /// only completes a missing TTL setting (a run stopped between the two steps). Returns
+    /// whether it created the table.
     pub async fn init_table(&self) -> Result<bool, StoreError> {
-        match self.client.describe_table().table_name(&self.table).send().await {
-            Ok(_) => return Ok(false),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(_) => {
+                self.wait_until_active().await?;
+                self.ensure_ttl().await?;
+                return Ok(false);
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
             Err(e) => return Err(unavailable(e)),
         }
         let mut attributes = vec![PK, SK];
@@ -231,7 +260,11 @@ impl DynamoStore {
                 GlobalSecondaryIndex::builder()
                     .index_name(*name)
                     .set_key_schema(Some(schema(pk, sk)))
-                    .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
                     .build()
                     .expect("complete index")
             })
@@ -256,10 +289,58 @@ impl DynamoStore {
         match created {
             Ok(_) => {}
             // Someone else created it meanwhile.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => return Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
+            {
+                self.wait_until_active().await?;
+                self.ensure_ttl().await?;
+                return Ok(false);
+            }
             Err(e) => return Err(unavailable(e)),
         }
+        // A new table is CREATING for a while on DynamoDB; UpdateTimeToLive and every data
+        // operation need it ACTIVE.
+        self.wait_until_active().await?;
+        self.ensure_ttl().await?;
+        Ok(true)
+    }
+
+    async fn wait_until_active(&self) -> Result<(), StoreError> {
         self.client
+            .wait_until_table_exists()
+            .table_name(&self.table)
+            .wait(TABLE_ACTIVE_WAIT)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "table {} did not become ACTIVE: {e:?}",
+                    self.table
+                ))
+            })
+    }
+
+    /// Enables TTL on `ttl` unless it is enabled (or being enabled) already.
+    async fn ensure_ttl(&self) -> Result<(), StoreError> {
+        let described = self
+            .client
+            .describe_time_to_live()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let status = described
+            .time_to_live_description()
+            .and_then(|d| d.time_to_live_status());
+        if matches!(
+            status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        ) {
+            return Ok(());
+        }
+        let updated = self
+            .client
             .update_time_to_live()
             .table_name(&self.table)
             .time_to_live_specification(
@@ -270,9 +351,20 @@ impl DynamoStore {
                     .expect("complete TTL specification"),
             )
             .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(true)
+            .await;
+        match updated {
+            Ok(_) => Ok(()),
+            // Another init-table enabled it meanwhile ("TimeToLive is already enabled").
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.code() == Some("ValidationException")
+                        && s.message().is_some_and(|m| m.contains("already enabled"))
+                }) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     /// The table's stream ARN, for the stream poller.
@@ -284,7 +376,10 @@ impl DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        Ok(table.table().and_then(|t| t.latest_stream_arn()).map(str::to_string))
+        Ok(table
+            .table()
+            .and_then(|t| t.latest_stream_arn())
+            .map(str::to_string))
     }
 
     async fn get(&self, key: Attrs) -> Result<Option<Attrs>, StoreError> {
@@ -311,14 +406,23 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::AlreadyExists(what))
             }
             Err(e) => Err(unavailable(e)),
         }
     }
 
-    fn put(&self, item: Item, condition: Option<&str>, names: Option<HashMap<String, String>>, values: Option<Attrs>) -> TransactWriteItem {
+    fn put(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+        names: Option<HashMap<String, String>>,
+        values: Option<Attrs>,
+    ) -> TransactWriteItem {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(attrs(item)))
@@ -356,7 +460,15 @@ impl DynamoStore {
     }
 
     /// Items by key, in no particular order, with unprocessed keys retried.
-    async fn batch_get(&self, keys: Vec<Attrs>) -> Result<Vec<Attrs>, StoreError> {
+    async fn batch_get(&self, mut keys: Vec<Attrs>) -> Result<Vec<Attrs>, StoreError> {
+        // BatchGetItem refuses a request that names one key twice.
+        let mut seen = std::collections::HashSet::new();
+        keys.retain(|k| {
+            seen.insert((
+                k.get(PK).and_then(|v| v.as_s().ok()).cloned(),
+                k.get(SK).and_then(|v| v.as_s().ok()).cloned(),
+            ))
+        });
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
             let mut pending = chunk.to_vec();
@@ -384,7 +496,9 @@ impl DynamoStore {
                 if !pending.is_empty() {
                     attempt += 1;
                     if attempt > 8 {
-                        return Err(StoreError::Unavailable("BatchGetItem left keys unprocessed".into()));
+                        return Err(StoreError::Unavailable(
+                            "BatchGetItem left keys unprocessed".into(),
+                        ));
                     }
                     self.contention_backoff(attempt).await;
                 }
@@ -425,7 +539,11 @@ impl DynamoStore {
     }
 
     /// Keys of the catalogue listing `pk` on gsi1, optionally of one sport.
-    async fn catalogue_keys(&self, pk: &str, sport: Option<Sport>) -> Result<Vec<Attrs>, StoreError> {
+    async fn catalogue_keys(
+        &self,
+        pk: &str,
+        sport: Option<Sport>,
+    ) -> Result<Vec<Attrs>, StoreError> {
         let mut values = HashMap::from([(":pk".to_string(), s(pk))]);
         let condition = match sport {
             Some(sport) => {
@@ -434,7 +552,9 @@ impl DynamoStore {
             }
             None => "gsi1pk = :pk",
         };
-        let items = self.query_all(Some("gsi1"), condition, HashMap::new(), values).await?;
+        let items = self
+            .query_all(Some("gsi1"), condition, HashMap::new(), values)
+            .await?;
         Ok(items.iter().map(key_of).collect())
     }
 
@@ -487,9 +607,13 @@ impl DynamoStore {
 
     /// The index partitions a filter reads, in groups whose sort keys are disjoint and in
     /// ascending order (partitions within a group are merged), and the window of sort keys.
-    fn plan(&self, filter: &MatchFilter) -> (Vec<Vec<IndexRange>>, String, String) {
+    fn plan(&self, filter: &MatchFilter) -> Plan {
         let range = |index: &'static str, pk: String| {
-            let (_, pk_attr, sk_attr) = INDEXES.iter().find(|(n, _, _)| *n == index).copied().expect("known index");
+            let (_, pk_attr, sk_attr) = INDEXES
+                .iter()
+                .find(|(n, _, _)| *n == index)
+                .copied()
+                .expect("known index");
             IndexRange {
                 index,
                 pk_attr,
@@ -497,17 +621,35 @@ impl DynamoStore {
                 pk,
             }
         };
-        let lo = filter.from.map(time_key).unwrap_or_default();
-        let hi = filter.to.map(time_key).unwrap_or_else(|| "\u{7f}".to_string());
-        if let Some(c) = &filter.competition_id {
-            return (vec![vec![range("gsi2", competition_pk(c))]], lo, hi);
+        let unbounded = |ranges| Group { ranges, end: None };
+        if filter.competition_id.is_some() || filter.team_id.is_some() {
+            let lo = filter.from.map(time_key).unwrap_or_default();
+            let hi = filter
+                .to
+                .map(upper_time_key)
+                .unwrap_or_else(|| "\u{7f}".to_string());
+            let group = match (&filter.competition_id, &filter.team_id) {
+                (Some(c), _) => vec![range("gsi2", competition_pk(c))],
+                (None, Some(t)) => vec![range("gsi3", team_pk(t)), range("gsi4", team_pk(t))],
+                (None, None) => unreachable!("checked above"),
+            };
+            return Plan {
+                groups: vec![unbounded(group)],
+                lo,
+                hi,
+            };
         }
-        if let Some(t) = &filter.team_id {
-            return (vec![vec![range("gsi3", team_pk(t)), range("gsi4", team_pk(t))]], lo, hi);
-        }
+        // The by-sport index is bucketed by month: name the months of the window. Without
+        // `from`/`to` the window is DEFAULT_WINDOW_DAYS either side of now; with only one of
+        // them, it reaches that far beyond the other end (or now), so it is never empty.
         let now = Utc::now();
-        let from = filter.from.unwrap_or(now - ChronoDuration::days(DEFAULT_WINDOW_DAYS));
-        let to = filter.to.unwrap_or(now + ChronoDuration::days(DEFAULT_WINDOW_DAYS));
+        let window = ChronoDuration::days(DEFAULT_WINDOW_DAYS);
+        let (from, to) = match (filter.from, filter.to) {
+            (Some(from), Some(to)) => (from, to),
+            (Some(from), None) => (from, from.max(now) + window),
+            (None, Some(to)) => (to.min(now) - window, to),
+            (None, None) => (now - window, now + window),
+        };
         let sports: Vec<Sport> = match filter.sport {
             Some(s) => vec![s],
             None => Sport::ALL.to_vec(),
@@ -515,15 +657,129 @@ impl DynamoStore {
         let mut groups = Vec::new();
         let mut month = month_start(from);
         while month < to {
-            groups.push(
-                sports
+            let next = month + Months::new(1);
+            groups.push(Group {
+                ranges: sports
                     .iter()
                     .map(|sport| range("gsi1", item::sport_month_key(*sport, month)))
                     .collect(),
-            );
-            month = month + Months::new(1);
+                end: Some(time_key(next)),
+            });
+            month = next;
         }
-        (groups, time_key(from), time_key(to))
+        Plan {
+            groups,
+            lo: time_key(from),
+            hi: upper_time_key(to),
+        }
+    }
+
+    /// Sort keys of a filter's window after `after`, in order, at most `limit`.
+    async fn candidates(
+        &self,
+        plan: &Plan,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Attrs)>, StoreError> {
+        let mut candidates: Vec<(String, Attrs)> = Vec::new();
+        // Groups are in time order: skip those that end before the cursor, stop at the first
+        // that completes the page.
+        for group in &plan.groups {
+            if group.end.as_deref().is_some_and(|end| end <= after) {
+                continue;
+            }
+            let parts = try_join_all(
+                group
+                    .ranges
+                    .iter()
+                    .map(|range| self.index_keys(range, after, &plan.hi, limit)),
+            )
+            .await?;
+            candidates.extend(parts.into_iter().flatten());
+            if candidates.len() >= limit {
+                break;
+            }
+        }
+        candidates.sort_by(|a, b| a.0.cmp(&b.0));
+        candidates.dedup_by(|a, b| a.0 == b.0);
+        candidates.truncate(limit);
+        Ok(candidates)
+    }
+
+    /// Keys of every match in the live index, optionally of one sport.
+    async fn live_keys(&self, sport: Option<Sport>) -> Result<Vec<Attrs>, StoreError> {
+        let shards = (0..LIVE_SHARDS).map(|shard| {
+            let mut values = HashMap::from([(":pk".to_string(), s(live_shard_key(shard)))]);
+            let condition = match sport {
+                Some(sport) => {
+                    values.insert(":sport".into(), s(format!("{}#", sport.as_str())));
+                    "gsi5pk = :pk AND begins_with(gsi5sk, :sport)"
+                }
+                None => "gsi5pk = :pk",
+            };
+            self.query_all(Some("gsi5"), condition, HashMap::new(), values)
+        });
+        Ok(try_join_all(shards)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|a| key_of(&a))
+            .collect())
+    }
+
+    /// Matches in play, as stored now (the index may lag), ordered by sort key.
+    async fn in_play(&self, sport: Option<Sport>) -> Result<Vec<(String, Match)>, StoreError> {
+        let mut out = Vec::new();
+        for a in self.batch_get(self.live_keys(sport).await?).await? {
+            let m = decode_match(&a)?;
+            if m.status.is_in_play() && sport.is_none_or(|s| s == m.sport) {
+                out.push((sort_key(&m), m));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+/// The index reads of a listing.
+struct Plan {
+    groups: Vec<Group>,
+    /// Sort keys at or below this are before the window.
+    lo: String,
+    /// Sort keys at or above this are after the window.
+    hi: String,
+}
+
+/// Index partitions read together; `end` bounds their sort keys from above, when known.
+struct Group {
+    ranges: Vec<IndexRange>,
+    end: Option<String>,
+}
+
+/// The sort-key bound below every match starting before `t`: sort keys hold whole seconds, so
+/// a bound within a second must admit that second (the filter then checks exactly).
+fn upper_time_key(t: DateTime<Utc>) -> String {
+    let whole = t.trunc_subsecs(0);
+    if whole == t {
+        time_key(t)
+    } else {
+        time_key(whole + ChronoDuration::seconds(1))
+    }
+}
+
+/// Why a transaction was cancelled, for reasons that are not a lost race.
+fn cancelled(reasons: &[String]) -> StoreError {
+    let transient = reasons.iter().any(|r| {
+        matches!(
+            r.as_str(),
+            "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+        )
+    });
+    let detail = format!("transaction cancelled: {reasons:?}");
+    if transient {
+        StoreError::Unavailable(detail)
+    } else {
+        StoreError::Internal(detail)
     }
 }
 
@@ -542,41 +798,76 @@ fn key_of(item: &Attrs) -> Attrs {
 #[async_trait]
 impl Store for DynamoStore {
     async fn create_competition(&self, competition: &Competition) -> Result<(), StoreError> {
-        self.put_new(item::competition_item(competition), format!("competition {}", competition.id))
-            .await
+        self.put_new(
+            item::competition_item(competition),
+            format!("competition {}", competition.id),
+        )
+        .await
     }
 
-    async fn create_team(&self, team: &Team, competitions: &[CompetitionId]) -> Result<(), StoreError> {
-        let mut items = vec![self.put(item::team_item(team), Some("attribute_not_exists(pk)"), None, None)];
-        for c in competitions {
+    async fn create_team(
+        &self,
+        team: &Team,
+        competitions: &[CompetitionId],
+    ) -> Result<(), StoreError> {
+        let mut items = vec![self.put(
+            item::team_item(team),
+            Some("attribute_not_exists(pk)"),
+            None,
+            None,
+        )];
+        // A transaction may touch an item once: register each competition once.
+        let mut unique: Vec<&CompetitionId> = competitions.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for c in unique {
             items.push(self.put(item::membership_item(c, &team.id), None, None, None));
         }
         match self.transact(items).await {
             Ok(()) => Ok(()),
-            Err(TransactFailure::Cancelled(reasons)) if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") => {
+            Err(TransactFailure::Cancelled(reasons))
+                if reasons
+                    .first()
+                    .is_some_and(|r| r == "ConditionalCheckFailed") =>
+            {
                 Err(StoreError::AlreadyExists(format!("team {}", team.id)))
             }
-            Err(TransactFailure::Cancelled(reasons)) => Err(StoreError::Unavailable(format!(
-                "transaction cancelled: {reasons:?}"
-            ))),
+            Err(TransactFailure::Cancelled(reasons)) => Err(cancelled(&reasons)),
             Err(TransactFailure::Store(e)) => Err(e),
         }
     }
 
     async fn create_match(&self, m: &Match) -> Result<(), StoreError> {
         let items = vec![
-            self.put(item::match_item(m), Some("attribute_not_exists(pk)"), None, None),
-            self.put(item::membership_item(&m.competition_id, &m.home_team_id), None, None, None),
-            self.put(item::membership_item(&m.competition_id, &m.away_team_id), None, None, None),
+            self.put(
+                item::match_item(m),
+                Some("attribute_not_exists(pk)"),
+                None,
+                None,
+            ),
+            self.put(
+                item::membership_item(&m.competition_id, &m.home_team_id),
+                None,
+                None,
+                None,
+            ),
+            self.put(
+                item::membership_item(&m.competition_id, &m.away_team_id),
+                None,
+                None,
+                None,
+            ),
         ];
         match self.transact(items).await {
             Ok(()) => Ok(()),
-            Err(TransactFailure::Cancelled(reasons)) if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") => {
+            Err(TransactFailure::Cancelled(reasons))
+                if reasons
+                    .first()
+                    .is_some_and(|r| r == "ConditionalCheckFailed") =>
+            {
                 Err(StoreError::AlreadyExists(format!("match {}", m.id)))
             }
-            Err(TransactFailure::Cancelled(reasons)) => Err(StoreError::Unavailable(format!(
-                "transaction cancelled: {reasons:?}"
-            ))),
+            Err(TransactFailure::Cancelled(reasons)) => Err(cancelled(&reasons)),
             Err(TransactFailure::Store(e)) => Err(e),
         }
     }
@@ -627,14 +918,21 @@ impl Store for DynamoStore {
         Ok(out)
     }
 
-    async fn teams(&self, sport: Option<Sport>, competition: Option<&CompetitionId>) -> Result<Vec<Team>, StoreError> {
+    async fn teams(
+        &self,
+        sport: Option<Sport>,
+        competition: Option<&CompetitionId>,
+    ) -> Result<Vec<Team>, StoreError> {
         let keys: Vec<Attrs> = match competition {
             Some(c) => self
                 .query_all(
                     None,
                     "pk = :pk AND begins_with(sk, :prefix)",
                     HashMap::new(),
-                    HashMap::from([(":pk".into(), s(competition_pk(c))), (":prefix".into(), s("T#"))]),
+                    HashMap::from([
+                        (":pk".into(), s(competition_pk(c))),
+                        (":prefix".into(), s("T#")),
+                    ]),
                 )
                 .await?
                 .iter()
@@ -658,96 +956,109 @@ impl Store for DynamoStore {
     }
 
     async fn match_by_id(&self, id: &MatchId) -> Result<Option<Match>, StoreError> {
-        self.get(key(match_pk(id), "M")).await?.map(|a| decode_match(&a)).transpose()
+        self.get(key(match_pk(id), "M"))
+            .await?
+            .map(|a| decode_match(&a))
+            .transpose()
     }
 
-    async fn matches(&self, filter: &MatchFilter, page: &PageRequest) -> Result<Page<Match>, StoreError> {
+    async fn matches(
+        &self,
+        filter: &MatchFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Match>, StoreError> {
         let first = page.first.clamp(1, MAX_PAGE_SIZE) as usize;
-        let (groups, lo, hi) = self.plan(filter);
-        let mut after = match &page.after {
+        let cursor = match &page.after {
             Some(raw) => {
                 let sk: String = cursor::decode(raw)?;
                 // A cursor is a sort key of this layout: `<time>#<match id>`.
                 let (time, id) = sk.split_once('#').ok_or(StoreError::InvalidCursor)?;
                 DateTime::parse_from_rfc3339(time).map_err(|_| StoreError::InvalidCursor)?;
                 MatchId::parse(id).map_err(|_| StoreError::InvalidCursor)?;
-                sk.max(lo.clone())
+                Some(sk)
             }
-            None => lo.clone(),
+            None => None,
         };
         let mut items: Vec<(String, Match)> = Vec::with_capacity(first + 1);
-        // Filters the indexes cannot apply (status, sport within a competition, …) are applied
-        // to the fetched items; a bounded number of rounds keeps a very selective filter cheap,
-        // returning a short page with `hasNextPage` when it runs out.
-        for _ in 0..20 {
-            let want = first + 1 - items.len();
-            let mut candidates: Vec<(String, Attrs)> = Vec::new();
-            // Groups are in time order: stop at the first group that completes the page.
-            for group in &groups {
-                for range in group {
-                    candidates.extend(self.index_keys(range, &after, &hi, want).await?);
-                }
-                if candidates.len() >= want {
-                    break;
-                }
-            }
-            candidates.sort_by(|a, b| a.0.cmp(&b.0));
-            candidates.dedup_by(|a, b| a.0 == b.0);
-            candidates.truncate(want);
-            let exhausted = candidates.len() < want;
-            let Some((last_sk, _)) = candidates.last().cloned() else {
-                break;
+        if !filter.statuses.is_empty() && filter.statuses.iter().all(|s| s.is_in_play()) {
+            // Only matches in play: the small live index holds them all.
+            let after = cursor.unwrap_or_default();
+            items.extend(
+                self.in_play(filter.sport)
+                    .await?
+                    .into_iter()
+                    .filter(|(sk, m)| *sk > after && filter.admits(m))
+                    .take(first + 1),
+            );
+        } else {
+            let plan = self.plan(filter);
+            let mut after = match cursor {
+                Some(sk) => sk.max(plan.lo.clone()),
+                None => plan.lo.clone(),
             };
-            let fetched = self.batch_get(candidates.iter().map(|(_, k)| k.clone()).collect()).await?;
-            let mut by_id: HashMap<String, Match> = HashMap::new();
-            for a in &fetched {
-                let m = decode_match(a)?;
-                by_id.insert(m.id.to_string(), m);
-            }
-            for (sk, _) in &candidates {
-                let id = sk.split_once('#').map(|(_, id)| id).unwrap_or_default();
-                if let Some(m) = by_id.remove(id) {
-                    // The index is eventually consistent: skip entries whose item has moved.
-                    if sort_key(&m) == *sk && filter.admits(&m) {
-                        items.push((sk.clone(), m));
+            // Filters the indexes cannot apply (status, sport within a competition, …) are
+            // applied to the fetched items. Reads go on until the page is full or the window is
+            // exhausted (a short page with a next page would leave the client without a
+            // cursor), reading more per round while the filter keeps refusing.
+            let mut read = first + 1;
+            loop {
+                let want = first + 1 - items.len();
+                read = read.max(want);
+                let candidates = self.candidates(&plan, &after, read).await?;
+                let exhausted = candidates.len() < read;
+                let Some((last_sk, _)) = candidates.last().cloned() else {
+                    break;
+                };
+                let fetched = self
+                    .batch_get(candidates.iter().map(|(_, k)| k.clone()).collect())
+                    .await?;
+                let mut by_id: HashMap<String, Match> = HashMap::new();
+                for a in &fetched {
+                    let m = decode_match(a)?;
+                    by_id.insert(m.id.to_string(), m);
+                }
+                for (sk, _) in &candidates {
+                    let id = sk.split_once('#').map(|(_, id)| id).unwrap_or_default();
+                    if let Some(m) = by_id.remove(id) {
+                        // The index is eventually consistent: skip entries whose item moved.
+                        if sort_key(&m) == *sk && filter.admits(&m) {
+                            items.push((sk.clone(), m));
+                        }
                     }
                 }
-            }
-            after = last_sk;
-            if items.len() > first || exhausted {
-                break;
+                after = last_sk;
+                if items.len() > first || exhausted {
+                    break;
+                }
+                read = (read * 2).min(MAX_ROUND_READ);
             }
         }
         let has_next_page = items.len() > first;
         items.truncate(first);
         Ok(Page {
-            items: items.into_iter().map(|(sk, m)| (cursor::encode(&sk), m)).collect(),
+            items: items
+                .into_iter()
+                .map(|(sk, m)| (cursor::encode(&sk), m))
+                .collect(),
             has_next_page,
         })
     }
 
     async fn live_matches(&self, sport: Option<Sport>) -> Result<Vec<Match>, StoreError> {
-        let shards = (0..LIVE_SHARDS).map(|shard| {
-            self.query_all(
-                Some("gsi5"),
-                "gsi5pk = :pk",
-                HashMap::new(),
-                HashMap::from([(":pk".into(), s(live_shard_key(shard)))]),
-            )
-        });
-        let keys: Vec<Attrs> = try_join_all(shards).await?.into_iter().flatten().map(|a| key_of(&a)).collect();
-        let mut out = Vec::new();
-        for a in self.batch_get(keys).await? {
-            let m = decode_match(&a)?;
-            if m.status.is_in_play() && sport.is_none_or(|s| s == m.sport) {
-                out.push(m);
-            }
-        }
-        out.sort_by(|a, b| (a.start_time, &a.id).cmp(&(b.start_time, &b.id)));
-        Ok(out)
+        Ok(self
+            .in_play(sport)
+            .await?
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect())
     }
 
-    async fn events(&self, id: &MatchId, after_seq: u32, limit: u32) -> Result<Vec<MatchEvent>, StoreError> {
+    async fn events(
+        &self,
+        id: &MatchId,
+        after_seq: u32,
+        limit: u32,
+    ) -> Result<Vec<MatchEvent>, StoreError> {
         if limit == 0 || after_seq == u32::MAX {
             return Ok(Vec::new());
         }
@@ -782,13 +1093,20 @@ impl Store for DynamoStore {
         Ok(out)
     }
 
-    async fn idempotent_result(&self, id: &MatchId, key_: &ClientMutationId) -> Result<Option<Match>, StoreError> {
+    async fn idempotent_result(
+        &self,
+        id: &MatchId,
+        key_: &ClientMutationId,
+    ) -> Result<Option<Match>, StoreError> {
         let Some(a) = self.get(key(match_pk(id), &idempotency_sk(key_))).await? else {
             return Ok(None);
         };
         // TTL deletion is lazy: an expired record may still be there.
         if let Some(AttributeValue::N(ttl)) = a.get(TTL) {
-            if ttl.parse::<i64>().is_ok_and(|t| t <= Utc::now().timestamp()) {
+            if ttl
+                .parse::<i64>()
+                .is_ok_and(|t| t <= Utc::now().timestamp())
+            {
                 return Ok(None);
             }
         }
@@ -803,10 +1121,18 @@ impl Store for DynamoStore {
             item::match_item(&write.next),
             Some("#v = :expected"),
             Some(HashMap::from([("#v".to_string(), VERSION.to_string())])),
-            Some(HashMap::from([(":expected".into(), AttributeValue::N(write.expected_version().to_string()))])),
+            Some(HashMap::from([(
+                ":expected".into(),
+                AttributeValue::N(write.expected_version().to_string()),
+            )])),
         )];
         if let Some(event) = &write.event {
-            items.push(self.put(item::event_item(event), Some("attribute_not_exists(pk)"), None, None));
+            items.push(self.put(
+                item::event_item(event),
+                Some("attribute_not_exists(pk)"),
+                None,
+                None,
+            ));
         }
         let idem_index = items.len();
         if let Some(rec) = &write.idempotency {
@@ -814,28 +1140,44 @@ impl Store for DynamoStore {
                 item::idempotency_item(&rec.key, &write.next, rec.expires_at),
                 Some("attribute_not_exists(pk) OR #ttl <= :now"),
                 Some(HashMap::from([("#ttl".to_string(), TTL.to_string())])),
-                Some(HashMap::from([(":now".into(), AttributeValue::N(Utc::now().timestamp().to_string()))])),
+                Some(HashMap::from([(
+                    ":now".into(),
+                    AttributeValue::N(Utc::now().timestamp().to_string()),
+                )])),
             ));
         }
-        match self.transact(items).await {
-            Ok(()) => Ok(()),
-            Err(TransactFailure::Cancelled(reasons)) => {
-                if write.idempotency.is_some() && reasons.get(idem_index).is_some_and(|r| r == "ConditionalCheckFailed") {
-                    return Err(CommitError::DuplicateMutation);
-                }
-                // A failed version condition, an event seq that exists, or a conflicting
-                // concurrent transaction: all mean another writer got there first.
-                if reasons
-                    .iter()
-                    .any(|r| r == "ConditionalCheckFailed" || r == "TransactionConflict")
-                {
-                    return Err(CommitError::VersionMismatch);
-                }
-                Err(CommitError::Store(StoreError::Unavailable(format!(
-                    "transaction cancelled: {reasons:?}"
-                ))))
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let reasons = match self.transact(items.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(TransactFailure::Store(e)) => return Err(CommitError::Store(e)),
+                Err(TransactFailure::Cancelled(reasons)) => reasons,
+            };
+            let failed = |i: usize| {
+                reasons
+                    .get(i)
+                    .is_some_and(|r| r == "ConditionalCheckFailed")
+            };
+            if write.idempotency.is_some() && failed(idem_index) {
+                return Err(CommitError::DuplicateMutation);
             }
-            Err(TransactFailure::Store(e)) => Err(CommitError::Store(e)),
+            // A failed version condition (or an event seq that exists): another writer got
+            // there first.
+            if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
+                return Err(CommitError::VersionMismatch);
+            }
+            // Only a conflict with a transaction in flight on one of these items: its outcome
+            // is unknown, so try once more to learn it before reporting a lost race (a
+            // VersionMismatch becomes a VERSION_CONFLICT when the client gave a version).
+            if reasons.iter().any(|r| r == "TransactionConflict") {
+                if attempt < 2 {
+                    self.contention_backoff(1).await;
+                    continue;
+                }
+                return Err(CommitError::VersionMismatch);
+            }
+            return Err(CommitError::Store(cancelled(&reasons)));
         }
     }
 

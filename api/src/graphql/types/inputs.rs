@@ -1,7 +1,10 @@
 //! Input objects and their conversion into parsed core values. A conversion either yields a
 //! value made only of parsed types or a `ValidationError` naming the field.
 
-use async_graphql::{InputObject, ID};
+use std::borrow::Cow;
+
+use async_graphql::registry::Registry;
+use async_graphql::{InputObject, InputType, InputValueError, InputValueResult, Value, ID};
 use chrono::{DateTime, SubsecRound, Utc};
 use scoreline_core::command::{ClockUpdate, DetailsPatch, MatchCommand, NewEvent};
 use scoreline_core::model::Bases;
@@ -20,6 +23,51 @@ fn opt_non_negative(field: &'static str, v: Option<i32>) -> Result<Option<u32>, 
     v.map(|v| non_negative(field, v)).transpose()
 }
 
+/// A `DateTime` input as the client sent it. In the schema it is the very `DateTime` scalar
+/// outputs use; only its parsing is left to the input's `parse`, so that a malformed time is a
+/// `ValidationError` naming its field (async-graphql's own coercion error names only the type).
+pub struct DateTimeInput(String);
+
+impl DateTimeInput {
+    /// The instant, or a refusal naming `field`. Accepts what the `DateTime` scalar accepts.
+    fn to_utc(&self, field: &'static str) -> Result<DateTime<Utc>, ValidationError> {
+        self.0.parse::<DateTime<Utc>>().map_err(|_| {
+            ValidationError::new(
+                field,
+                "must be an RFC 3339 date-time, e.g. \"2026-11-22T15:00:00Z\"",
+            )
+        })
+    }
+}
+
+impl InputType for DateTimeInput {
+    type RawValueType = str;
+
+    fn type_name() -> Cow<'static, str> {
+        <DateTime<Utc> as InputType>::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        // Registers chrono's `DateTime` scalar itself: one scalar, whichever side uses it.
+        <DateTime<Utc> as InputType>::create_type_info(registry)
+    }
+
+    fn parse(value: Option<Value>) -> InputValueResult<Self> {
+        match value.unwrap_or_default() {
+            Value::String(s) => Ok(Self(s)),
+            other => Err(InputValueError::expected_type(other)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.clone())
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(&self.0)
+    }
+}
+
 /// The most statuses one filter may list (there are six).
 const MAX_FILTER_STATUSES: usize = 6;
 
@@ -33,9 +81,9 @@ pub struct MatchFilterInput {
     /// Any of these statuses.
     pub status: Option<Vec<MatchStatusGql>>,
     /// Matches starting at or after this instant.
-    pub from: Option<DateTime<Utc>>,
+    pub from: Option<DateTimeInput>,
     /// Matches starting before this instant.
-    pub to: Option<DateTime<Utc>>,
+    pub to: Option<DateTimeInput>,
 }
 
 impl MatchFilterInput {
@@ -44,7 +92,9 @@ impl MatchFilterInput {
         if statuses.len() > MAX_FILTER_STATUSES {
             return Err(ValidationError::new("status", "lists at most six statuses"));
         }
-        if let (Some(from), Some(to)) = (self.from, self.to) {
+        let from = self.from.map(|t| t.to_utc("from")).transpose()?;
+        let to = self.to.map(|t| t.to_utc("to")).transpose()?;
+        if let (Some(from), Some(to)) = (from, to) {
             if from >= to {
                 return Err(ValidationError::new("to", "must be after from"));
             }
@@ -57,8 +107,8 @@ impl MatchFilterInput {
                 .transpose()?,
             team_id: self.team_id.map(|id| TeamId::parse(id.0)).transpose()?,
             statuses: statuses.into_iter().map(enums::status).collect(),
-            from: self.from,
-            to: self.to,
+            from,
+            to,
         })
     }
 }
@@ -110,13 +160,18 @@ impl CreateTeamInput {
             ));
         }
         Ok(NewTeam {
-            id: self.id.map(|id| TeamId::parse(id.0)).transpose()?,
+            id: self
+                .id
+                .map(|id| TeamId::parse(id.0))
+                .transpose()
+                .map_err(|e| rename(e, "id"))?,
             name,
             short_name,
             competitions: ids
                 .into_iter()
                 .map(|id| CompetitionId::parse(id.0))
-                .collect::<Result<_, _>>()?,
+                .collect::<Result<_, _>>()
+                .map_err(|e| rename(e, "competitionIds"))?,
         })
     }
 }
@@ -124,7 +179,10 @@ impl CreateTeamInput {
 impl CreateCompetitionInput {
     pub fn parse(self) -> Result<(Option<CompetitionId>, Name, Season), ValidationError> {
         Ok((
-            self.id.map(|id| CompetitionId::parse(id.0)).transpose()?,
+            self.id
+                .map(|id| CompetitionId::parse(id.0))
+                .transpose()
+                .map_err(|e| rename(e, "id"))?,
             Name::parse(&self.name)?,
             Season::parse(&self.season)?,
         ))
@@ -140,7 +198,7 @@ pub struct CreateMatchInput {
     pub home_team_id: ID,
     pub away_team_id: ID,
     /// RFC 3339, e.g. "2026-11-22T15:00:00Z".
-    pub start_time: DateTime<Utc>,
+    pub start_time: DateTimeInput,
     pub venue: Option<String>,
 }
 
@@ -156,14 +214,18 @@ pub struct NewMatch {
 impl CreateMatchInput {
     pub fn parse(self) -> Result<NewMatch, ValidationError> {
         Ok(NewMatch {
-            id: self.id.map(|id| MatchId::parse(id.0)).transpose()?,
+            id: self
+                .id
+                .map(|id| MatchId::parse(id.0))
+                .transpose()
+                .map_err(|e| rename(e, "id"))?,
             competition_id: CompetitionId::parse(self.competition_id.0)?,
             home_team_id: TeamId::parse(self.home_team_id.0)
                 .map_err(|e| rename(e, "homeTeamId"))?,
             away_team_id: TeamId::parse(self.away_team_id.0)
                 .map_err(|e| rename(e, "awayTeamId"))?,
             // Start times are kept to the second: they are sort keys.
-            start_time: self.start_time.trunc_subsecs(0),
+            start_time: self.start_time.to_utc("startTime")?.trunc_subsecs(0),
             venue: self.venue.map(Venue::parse).transpose()?,
         })
     }

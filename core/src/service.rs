@@ -145,10 +145,8 @@ pub async fn apply_command(
         if attempt > 0 {
             store.contention_backoff(attempt).await;
         }
-        if let Some(key) = &options.client_mutation_id {
-            if let Some(first) = store.idempotent_result(id, key).await? {
-                return Ok(first);
-            }
+        if let Some(first) = first_result(store, id, options).await? {
+            return Ok(first);
         }
         let current = store
             .match_by_id(id)
@@ -159,6 +157,12 @@ pub async fn apply_command(
             })?;
         if let Some(expected) = options.expected_version {
             if expected != current.version {
+                // What moved the version may be a copy of this very mutation that committed
+                // after the lookup above; the match and its key are written together, so a
+                // second lookup, made after this read, sees it.
+                if let Some(first) = first_result(store, id, options).await? {
+                    return Ok(first);
+                }
                 return Err(ServiceError::VersionConflict {
                     current: current.version,
                 });
@@ -179,7 +183,12 @@ pub async fn apply_command(
         };
         match store.commit(&write).await {
             Ok(()) => return Ok(write.next),
-            Err(CommitError::VersionMismatch) if options.expected_version.is_some() => {
+            // Without a key, losing the race to another writer is a conflict. With one, the
+            // winner may be a copy of this very mutation (a client retrying before the first
+            // attempt answered): the next attempt looks the key up before comparing versions.
+            Err(CommitError::VersionMismatch)
+                if options.expected_version.is_some() && options.client_mutation_id.is_none() =>
+            {
                 let current = store
                     .match_by_id(id)
                     .await?
@@ -193,4 +202,284 @@ pub async fn apply_command(
         }
     }
     Err(ServiceError::Contention)
+}
+
+/// The stored first result of this mutation, when it carries a key that was used already.
+async fn first_result(
+    store: &dyn Store,
+    id: &MatchId,
+    options: &WriteOptions,
+) -> Result<Option<Match>, ServiceError> {
+    match &options.client_mutation_id {
+        Some(key) => Ok(store.idempotent_result(id, key).await?),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::command::NewEvent;
+    use crate::ids::TeamId;
+    use crate::model::{Details, MatchEvent, MatchStatus, Score, Side};
+    use crate::sport::{EventType, Sport};
+    use crate::store::{MatchFilter, Page, PageRequest};
+
+    fn live_match() -> Match {
+        let t = DateTime::parse_from_rfc3339("2026-11-22T15:00:00Z")
+            .unwrap()
+            .to_utc();
+        Match {
+            id: MatchId::parse("m1").unwrap(),
+            sport: Sport::Soccer,
+            competition_id: CompetitionId::parse("c1").unwrap(),
+            home_team_id: TeamId::parse("h").unwrap(),
+            away_team_id: TeamId::parse("a").unwrap(),
+            start_time: t,
+            venue: None,
+            status: MatchStatus::Live,
+            score: Score::default(),
+            periods: vec![],
+            clock: None,
+            details: Details::initial(Sport::Soccer),
+            last_seq: 0,
+            version: 1,
+            created_at: t,
+            updated_at: t,
+        }
+    }
+
+    /// One match, its idempotency records, and a competing write that lands just before the
+    /// first commit: the deterministic shape of two requests racing.
+    struct RacingStore {
+        inner: Mutex<Racing>,
+    }
+
+    struct Racing {
+        current: Match,
+        keys: Vec<(ClientMutationId, Match)>,
+        /// Committed (as if by another request) right before the next commit is examined,
+        /// or, with `at_read`, right before the next read of the match.
+        competitor: Option<MatchWrite>,
+        at_read: bool,
+    }
+
+    impl RacingStore {
+        fn new(competitor: impl FnOnce(&Match) -> MatchWrite) -> Self {
+            let current = live_match();
+            let competitor = Some(competitor(&current));
+            Self {
+                inner: Mutex::new(Racing {
+                    current,
+                    keys: Vec::new(),
+                    competitor,
+                    at_read: false,
+                }),
+            }
+        }
+
+        /// The competing write lands between the key lookup and the read of the match.
+        fn racing_the_read(self) -> Self {
+            self.inner.lock().unwrap().at_read = true;
+            self
+        }
+
+        fn current(&self) -> Match {
+            self.inner.lock().unwrap().current.clone()
+        }
+    }
+
+    fn write(inner: &mut Racing, w: &MatchWrite) -> Result<(), CommitError> {
+        if inner.current.version != w.expected_version() {
+            return Err(CommitError::VersionMismatch);
+        }
+        if let Some(rec) = &w.idempotency {
+            if inner.keys.iter().any(|(k, _)| *k == rec.key) {
+                return Err(CommitError::DuplicateMutation);
+            }
+            inner.keys.push((rec.key.clone(), w.next.clone()));
+        }
+        inner.current = w.next.clone();
+        Ok(())
+    }
+
+    #[async_trait]
+    impl Store for RacingStore {
+        async fn create_competition(&self, _: &Competition) -> Result<(), StoreError> {
+            unimplemented!()
+        }
+        async fn create_team(&self, _: &Team, _: &[CompetitionId]) -> Result<(), StoreError> {
+            unimplemented!()
+        }
+        async fn create_match(&self, _: &Match) -> Result<(), StoreError> {
+            unimplemented!()
+        }
+        async fn competition(&self, _: &CompetitionId) -> Result<Option<Competition>, StoreError> {
+            unimplemented!()
+        }
+        async fn competitions(&self, _: Option<Sport>) -> Result<Vec<Competition>, StoreError> {
+            unimplemented!()
+        }
+        async fn team(&self, _: &TeamId) -> Result<Option<Team>, StoreError> {
+            unimplemented!()
+        }
+        async fn teams_by_ids(&self, _: &[TeamId]) -> Result<Vec<Team>, StoreError> {
+            unimplemented!()
+        }
+        async fn teams(
+            &self,
+            _: Option<Sport>,
+            _: Option<&CompetitionId>,
+        ) -> Result<Vec<Team>, StoreError> {
+            unimplemented!()
+        }
+        async fn match_by_id(&self, _: &MatchId) -> Result<Option<Match>, StoreError> {
+            let mut inner = self.inner.lock().unwrap();
+            if inner.at_read {
+                if let Some(competitor) = inner.competitor.take() {
+                    write(&mut inner, &competitor).expect("the competing write applies");
+                }
+            }
+            Ok(Some(inner.current.clone()))
+        }
+        async fn matches(
+            &self,
+            _: &MatchFilter,
+            _: &PageRequest,
+        ) -> Result<Page<Match>, StoreError> {
+            unimplemented!()
+        }
+        async fn live_matches(&self, _: Option<Sport>) -> Result<Vec<Match>, StoreError> {
+            unimplemented!()
+        }
+        async fn events(&self, _: &MatchId, _: u32, _: u32) -> Result<Vec<MatchEvent>, StoreError> {
+            unimplemented!()
+        }
+        async fn idempotent_result(
+            &self,
+            _: &MatchId,
+            key: &ClientMutationId,
+        ) -> Result<Option<Match>, StoreError> {
+            let inner = self.inner.lock().unwrap();
+            Ok(inner
+                .keys
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, m)| m.clone()))
+        }
+        async fn commit(&self, w: &MatchWrite) -> Result<(), CommitError> {
+            let mut inner = self.inner.lock().unwrap();
+            if !inner.at_read {
+                if let Some(competitor) = inner.competitor.take() {
+                    write(&mut inner, &competitor).expect("the competing write applies");
+                }
+            }
+            write(&mut inner, w)
+        }
+        async fn check(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn goal() -> MatchCommand {
+        MatchCommand::RecordEvent(NewEvent::new(EventType::Goal).side(Side::Home))
+    }
+
+    fn keyed(key: &str, expected_version: u64) -> WriteOptions {
+        WriteOptions {
+            expected_version: Some(expected_version),
+            client_mutation_id: Some(ClientMutationId::parse(key).unwrap()),
+        }
+    }
+
+    /// The write the same mutation makes when applied to `current`.
+    fn same_mutation(current: &Match, options: &WriteOptions) -> MatchWrite {
+        let applied = goal().apply(current, Utc::now()).unwrap();
+        MatchWrite {
+            next: applied.next,
+            event: applied.event,
+            idempotency: options
+                .client_mutation_id
+                .clone()
+                .map(|key| IdempotencyRecord {
+                    key,
+                    expires_at: Utc::now() + Duration::hours(IDEMPOTENCY_TTL_HOURS),
+                }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_copy_of_a_keyed_mutation_that_loses_the_race_returns_the_first_result() {
+        let options = keyed("retry-1", 1);
+        let store = RacingStore::new(|m| same_mutation(m, &options));
+        let id = MatchId::parse("m1").unwrap();
+        let result = apply_command(&store, &id, &goal(), &options, Utc::now)
+            .await
+            .expect("a replay is never a conflict");
+        assert_eq!(result.version, 2);
+        assert_eq!(result.score.home, 1);
+        assert_eq!(store.current().version, 2, "applied once");
+        assert_eq!(store.current().score.home, 1);
+    }
+
+    #[tokio::test]
+    async fn a_copy_of_a_keyed_mutation_read_after_the_first_committed_returns_the_first_result() {
+        let options = keyed("retry-2", 1);
+        let store = RacingStore::new(|m| same_mutation(m, &options)).racing_the_read();
+        let id = MatchId::parse("m1").unwrap();
+        let result = apply_command(&store, &id, &goal(), &options, Utc::now)
+            .await
+            .expect("a replay is never a conflict");
+        assert_eq!((result.version, result.score.home), (2, 1));
+        assert_eq!(store.current().version, 2, "applied once");
+    }
+
+    #[tokio::test]
+    async fn a_keyed_mutation_read_after_another_change_is_a_conflict() {
+        let options = keyed("mine", 1);
+        let store =
+            RacingStore::new(|m| same_mutation(m, &WriteOptions::default())).racing_the_read();
+        let id = MatchId::parse("m1").unwrap();
+        let err = apply_command(&store, &id, &goal(), &options, Utc::now)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ServiceError::VersionConflict { current: 2 }),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_keyed_mutation_that_loses_the_race_to_another_change_is_a_conflict() {
+        let options = keyed("mine", 1);
+        let store = RacingStore::new(|m| same_mutation(m, &WriteOptions::default()));
+        let id = MatchId::parse("m1").unwrap();
+        let err = apply_command(&store, &id, &goal(), &options, Utc::now)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ServiceError::VersionConflict { current: 2 }),
+            "{err:?}"
+        );
+        assert_eq!(
+            store.current().score.home,
+            1,
+            "only the other change applied"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_an_expected_version_a_lost_race_is_retried_on_the_new_state() {
+        let store = RacingStore::new(|m| same_mutation(m, &WriteOptions::default()));
+        let id = MatchId::parse("m1").unwrap();
+        let result = apply_command(&store, &id, &goal(), &WriteOptions::default(), Utc::now)
+            .await
+            .unwrap();
+        assert_eq!(result.version, 3);
+        assert_eq!(result.score.home, 2, "neither goal is lost");
+    }
 }

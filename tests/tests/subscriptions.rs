@@ -424,12 +424,18 @@ async fn matches_updated_sends_the_change_that_takes_a_match_out_of_its_filter_o
     // LIVE → PAUSED leaves the filter: sent once, so a list of live matches can drop it.
     let paused = set_status(&app, &m.match_id, "PAUSED").await;
     assert_eq!(paused, newest + 1);
-    assert_eq!(ws.next_data("live").await["matchesUpdated"]["version"], paused);
+    assert_eq!(
+        ws.next_data("live").await["matchesUpdated"]["version"],
+        paused
+    );
     // Changes while outside the filter are not sent.
     update_clock(&app, &m.match_id, 600).await;
     // Back to LIVE: admitted again.
     let live = set_status(&app, &m.match_id, "LIVE").await;
-    assert_eq!(ws.next_data("live").await["matchesUpdated"]["version"], live);
+    assert_eq!(
+        ws.next_data("live").await["matchesUpdated"]["version"],
+        live
+    );
     assert_silent(&mut ws).await;
 }
 

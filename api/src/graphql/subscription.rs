@@ -228,7 +228,11 @@ async fn fill(services: &Services, id: &MatchId, after: u32, upto: u32) -> Resul
 
 /// Whether a `matchesUpdated` subscriber gets this state: it must be newer than the last one
 /// seen, and either admitted by the filter or the first one to leave it.
-fn should_send(sent: &mut HashMap<MatchId, (u64, bool)>, m: &scoreline_core::Match, admits: bool) -> bool {
+fn should_send(
+    sent: &mut HashMap<MatchId, (u64, bool)>,
+    m: &scoreline_core::Match,
+    admits: bool,
+) -> bool {
     let (last, was_admitted) = sent.get(&m.id).copied().unwrap_or((0, false));
     if m.version <= last {
         return false;
@@ -268,7 +272,10 @@ async fn resync(
         }
     }
     let listed: std::collections::HashSet<MatchId> = out.iter().map(|m| m.id.clone()).collect();
-    for (id, _) in sent.iter().filter(|(id, (_, admitted))| *admitted && !listed.contains(*id)) {
+    for (id, _) in sent
+        .iter()
+        .filter(|(id, (_, admitted))| *admitted && !listed.contains(*id))
+    {
         if let Some(m) = services.store.match_by_id(id).await.map_err(store)? {
             out.push(m);
         }

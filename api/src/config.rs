@@ -152,6 +152,10 @@ pub struct Config {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest accepted `POST /internal/publish` body, in bytes (a batch of 200 changes is
+    /// about 85 KB).
+    #[arg(long, env = "MAX_PUBLISH_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_publish_body_bytes: usize,
     #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
     pub max_query_depth: usize,
     #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 500)]

@@ -40,21 +40,25 @@ pub struct AppState {
     pub publish_secret: Option<String>,
     pub ws: WsSettings,
     pub max_body_bytes: usize,
+    pub max_publish_body_bytes: usize,
     pub shutdown: watch::Receiver<bool>,
 }
 
 pub fn router(state: AppState, graphiql: bool) -> Router {
-    let max_body = state.max_body_bytes;
-    let mut router = Router::new()
+    let mut public = Router::new()
         .route("/graphql", get(http::graphql_get).post(http::graphql_post))
         .route("/healthz", get(http::healthz))
-        .route("/readyz", get(http::readyz))
-        .route("/internal/publish", post(http::publish));
+        .route("/readyz", get(http::readyz));
     if graphiql {
-        router = router.route("/", get(http::graphiql));
+        public = public.route("/", get(http::graphiql));
     }
-    router
-        .layer(RequestBodyLimitLayer::new(max_body))
+    // Change batches are larger than client requests: the publish endpoint has its own limit.
+    let internal = Router::new()
+        .route("/internal/publish", post(http::publish))
+        .layer(RequestBodyLimitLayer::new(state.max_publish_body_bytes));
+    public
+        .layer(RequestBodyLimitLayer::new(state.max_body_bytes))
+        .merge(internal)
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -143,6 +147,7 @@ impl Application {
                 max_subscriptions: config.max_subscriptions_per_connection,
             },
             max_body_bytes: config.max_body_bytes,
+            max_publish_body_bytes: config.max_publish_body_bytes,
             shutdown: shutdown_rx,
         };
         let address = SocketAddr::new(config.host, config.port);

@@ -321,6 +321,46 @@ pub fn decode(item: &Item) -> Result<Record, ItemError> {
     })
 }
 
+/// The size DynamoDB counts for an item (the 400 KB item limit, capacity units, stream record
+/// size), by AWS's rules: each attribute's name in UTF-8 bytes plus its value's size. Strings
+/// and binaries count their bytes; a number about one byte per two significant digits plus one;
+/// a boolean or null one byte; a map or list 3 bytes plus 1 per element plus its contents (a
+/// map's contents include its attribute names); a set the sum of its elements.
+pub fn item_size(item: &Item) -> usize {
+    let map: &HashMap<String, AttributeValue> = item.as_ref();
+    map.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_size(n),
+        AttributeValue::B(b) => b.len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::M(m) => {
+            3 + m.len()
+                + m.iter()
+                    .map(|(name, v)| name.len() + value_size(v))
+                    .sum::<usize>()
+        }
+        AttributeValue::L(l) => 3 + l.len() + l.iter().map(value_size).sum::<usize>(),
+        AttributeValue::Ss(ss) => ss.iter().map(String::len).sum(),
+        AttributeValue::Ns(ns) => ns.iter().map(|n| number_size(n)).sum(),
+        AttributeValue::Bs(bs) => bs.iter().map(Vec::len).sum(),
+    }
+}
+
+/// A number's size: leading and trailing zeros are not stored; two digits share a byte, and
+/// one byte more holds the exponent and sign.
+fn number_size(n: &str) -> usize {
+    let mantissa = n.split(['e', 'E']).next().unwrap_or_default();
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    significant.div_ceil(2) + 1
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -426,6 +466,60 @@ pub(crate) mod tests {
             .map(|i| live_shard(&MatchId::parse(format!("m-{i}")).unwrap()))
             .collect();
         assert_eq!(shards.len() as u32, LIVE_SHARDS);
+    }
+
+    #[test]
+    fn item_sizes_follow_the_dynamodb_rules() {
+        let item = |pairs: Vec<(&str, AttributeValue)>| {
+            Item::from(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect::<HashMap<_, _>>(),
+            )
+        };
+        let n = |v: &str| AttributeValue::N(v.into());
+        // Name bytes plus value bytes; UTF-8, not characters.
+        assert_eq!(item_size(&item(vec![("pk", s("M#m-1"))])), 2 + 5);
+        assert_eq!(item_size(&item(vec![("venue", s("Estádio"))])), 5 + 8);
+        // Numbers: one byte per two significant digits, plus one.
+        assert_eq!(item_size(&item(vec![("v", n("7"))])), 1 + 2);
+        assert_eq!(item_size(&item(vec![("v", n("123"))])), 1 + 3);
+        assert_eq!(item_size(&item(vec![("v", n("1234"))])), 1 + 3);
+        assert_eq!(item_size(&item(vec![("v", n("1000"))])), 1 + 2);
+        assert_eq!(item_size(&item(vec![("v", n("0"))])), 1 + 1);
+        assert_eq!(item_size(&item(vec![("v", n("-12.50"))])), 1 + 3);
+        // Booleans and nulls: one byte.
+        assert_eq!(
+            item_size(&item(vec![("running", AttributeValue::Bool(true))])),
+            7 + 1
+        );
+        assert_eq!(
+            item_size(&item(vec![("venue", AttributeValue::Null(true))])),
+            5 + 1
+        );
+        // Maps and lists: 3 bytes, 1 per element, and the contents.
+        let clock = AttributeValue::M(HashMap::from([
+            ("period".to_string(), n("2")),
+            ("running".to_string(), AttributeValue::Bool(false)),
+        ]));
+        assert_eq!(
+            item_size(&item(vec![("clock", clock)])),
+            5 + 3 + 2 + (6 + 2) + (7 + 1)
+        );
+        let periods = AttributeValue::L(vec![s("1H"), n("10"), AttributeValue::L(vec![])]);
+        assert_eq!(
+            item_size(&item(vec![("periods", periods)])),
+            7 + 3 + 3 + 2 + 2 + 3
+        );
+        // The whole item is the sum of its attributes.
+        assert_eq!(
+            item_size(&item(vec![("pk", s("M#m-1")), ("v", n("7"))])),
+            7 + 3
+        );
+        // A real match item: more than its JSON-free text, far below the 400 KB limit.
+        let size = item_size(&match_item(&sample_match()));
+        assert!((300..2_000).contains(&size), "{size}");
     }
 
     #[test]

@@ -12,9 +12,7 @@ use scoreline_core::publish::Publisher;
 use scoreline_core::ChangeBatch;
 
 use crate::decode_batch;
-
-/// Most changes in one publish request.
-pub const CHUNK: usize = 200;
+pub use crate::CHUNK;
 
 /// What one invocation did.
 #[derive(Debug, Default, PartialEq, Eq)]

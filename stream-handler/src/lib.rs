@@ -5,11 +5,13 @@
 //! # Layout
 //! - `decode_batch`: records → changes, skipping (and counting) records it can never decode.
 //! - `handle_batch`: decode, then publish through the sink.
-//! - `poller`: reads DynamoDB Streams and feeds `handle_batch`.
+//! - `poller`: reads DynamoDB Streams and feeds `handle_batch` (cargo feature `poller`, on by
+//!   default; the Lambda artifact is built without it).
 //! - `sink`: the signed HTTP publisher to the API's `/internal/publish`.
 //! - `lambda`: a DynamoDB Streams event in, `batchItemFailures` out.
 
 pub mod lambda;
+#[cfg(feature = "poller")]
 pub mod poller;
 pub mod sink;
 
@@ -58,16 +60,19 @@ pub struct BatchReport {
     pub undecodable: usize,
 }
 
-/// Decodes `records` and publishes the changes as one batch, in record order (stream order is
-/// per-item order, so per-match order holds).
+/// Most changes in one publish request (about 85 KB of JSON for typical changes).
+pub const CHUNK: usize = 200;
+
+/// Decodes `records` and publishes the changes in record order (stream order is per-item
+/// order, so per-match order holds), in batches of at most [`CHUNK`] changes.
 pub async fn handle_batch(
     records: &[EventRecord],
     publisher: &dyn Publisher,
 ) -> Result<BatchReport, PublishError> {
     let decoded = decode_batch(records);
     let delivered = decoded.changes.len();
-    if delivered > 0 {
-        let changes = decoded.changes.into_iter().map(|(_, c)| c).collect();
+    for chunk in decoded.changes.chunks(CHUNK) {
+        let changes = chunk.iter().map(|(_, c)| c.clone()).collect();
         publisher.publish(ChangeBatch::new(changes)).await?;
     }
     Ok(BatchReport {

@@ -1,14 +1,16 @@
 //! `stream-handler`: the Lambda (default, under the Lambda runtime) or the local poller
-//! (`stream-handler poll`), both publishing signed change batches to the API.
+//! (`stream-handler poll`, cargo feature `poller`), both publishing signed change batches to
+//! the API.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use aws_lambda_events::event::dynamodb::Event;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
 use stream_handler::lambda::handle_event;
+#[cfg(feature = "poller")]
 use stream_handler::poller::{self, PollerConfig, StartPosition};
 use stream_handler::sink::{HttpPublisher, RetryPolicy};
 
@@ -45,9 +47,11 @@ enum Command {
     /// Run under the Lambda runtime (the default).
     Lambda,
     /// Poll a table's DynamoDB stream (e.g. on DynamoDB Local) and publish its changes.
+    #[cfg(feature = "poller")]
     Poll(PollArgs),
 }
 
+#[cfg(feature = "poller")]
 #[derive(clap::Args, Debug)]
 struct PollArgs {
     #[arg(long, env = "DYNAMODB_TABLE", default_value = "scoreline")]
@@ -65,7 +69,8 @@ struct PollArgs {
     interval_ms: u64,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[cfg(feature = "poller")]
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum From {
     Latest,
     TrimHorizon,
@@ -107,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
     let publisher = Arc::new(publisher(&cli)?);
     match &cli.command {
         None | Some(Command::Lambda) => run_lambda(publisher).await,
+        #[cfg(feature = "poller")]
         Some(Command::Poll(args)) => run_poller(args, publisher).await,
     }
 }
@@ -142,6 +148,7 @@ async fn run_lambda(publisher: Arc<HttpPublisher>) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))
 }
 
+#[cfg(feature = "poller")]
 async fn run_poller(args: &PollArgs, publisher: Arc<HttpPublisher>) -> anyhow::Result<()> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(endpoint) = &args.endpoint {
@@ -179,6 +186,7 @@ async fn run_poller(args: &PollArgs, publisher: Arc<HttpPublisher>) -> anyhow::R
 }
 
 /// The newest stream of the table, found through DynamoDB Streams' ListStreams.
+#[cfg(feature = "poller")]
 async fn stream_arn(sdk: &aws_config::SdkConfig, table: &str) -> anyhow::Result<String> {
     let client = poller::client(sdk);
     let streams = client

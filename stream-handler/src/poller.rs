@@ -113,8 +113,13 @@ pub async fn run(
     let mut last_describe = tokio::time::Instant::now() - Duration::from_secs(60);
     loop {
         if last_describe.elapsed() >= Duration::from_secs(1) {
-            discover(&client, &config, &mut shards, first_describe).await?;
-            first_describe = false;
+            match discover(&client, &config, &mut shards, first_describe).await {
+                Ok(()) => first_describe = false,
+                // A stream that cannot be described at start is a configuration error.
+                Err(e) if first_describe => return Err(e),
+                // Later, a failure is passing: keep reading the shards already known.
+                Err(e) => tracing::warn!(error = %e, "describing the stream failed; will retry"),
+            }
             last_describe = tokio::time::Instant::now();
         }
         let mut got_records = false;
@@ -132,7 +137,13 @@ pub async fn run(
                 continue;
             }
             if shards[&id].iterator.is_none() {
-                let iterator = open_iterator(&client, &config, &id, &shards[&id]).await?;
+                let iterator = match open_iterator(&client, &config, &id, &shards[&id]).await {
+                    Ok(it) => it,
+                    Err(e) => {
+                        tracing::warn!(shard = %id, error = %e, "opening a shard iterator failed; will retry");
+                        continue;
+                    }
+                };
                 let shard = shards.get_mut(&id).expect("known shard");
                 match iterator {
                     Some(it) => shard.iterator = Some(it),
@@ -171,7 +182,11 @@ pub async fn run(
                 .collect();
             if !records.is_empty() {
                 got_records = true;
-                deliver(&records, publisher.as_ref()).await;
+                tokio::select! {
+                    () = deliver(&records, publisher.as_ref()) => {}
+                    // Stopping mid-retry is safe: the shard did not advance past this batch.
+                    () = &mut stop => return Ok(()),
+                }
             }
             let shard = shards.get_mut(&id).expect("known shard");
             if let Some(last) = records

@@ -83,7 +83,7 @@ impl HttpPublisher {
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn attempt(&self, body: &[u8]) -> Result<(), Attempt> {
+    async fn attempt(&self, body: &[u8], timeout: Duration) -> Result<(), Attempt> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -95,6 +95,7 @@ impl HttpPublisher {
             .header(TIMESTAMP_HEADER, now.to_string())
             .header(SIGNATURE_HEADER, sign(&self.secret, now, body))
             .body(body.to_vec())
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| Attempt::Retry(format!("request failed: {e}")))?;
@@ -132,7 +133,22 @@ impl Publisher for HttpPublisher {
                 }
                 tokio::time::sleep(wait).await;
             }
-            match self.attempt(&body).await {
+            // The first attempt too must end by the deadline (a later chunk's first attempt
+            // may start close to it): it gets at most the time left.
+            let timeout = match self.deadline() {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        if last_error.is_empty() {
+                            last_error = "no time left before the deadline".into();
+                        }
+                        break;
+                    }
+                    left.min(self.policy.request_timeout)
+                }
+                None => self.policy.request_timeout,
+            };
+            match self.attempt(&body, timeout).await {
                 Ok(()) => return Ok(()),
                 Err(Attempt::Final(e)) => return Err(PublishError::Refused(e)),
                 Err(Attempt::Retry(e)) => {

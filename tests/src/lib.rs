@@ -472,3 +472,44 @@ impl TestApp {
         .await
     }
 }
+
+/// The secret test servers sign `POST /internal/publish` requests with, when publishing is on.
+pub const PUBLISH_SECRET: &str = "scoreline-test-publish-secret-fedcba9876543210";
+
+impl TestApp {
+    /// The URL of the signed publish endpoint the stream-handler posts change batches to.
+    pub fn publish_url(&self) -> String {
+        self.url("/internal/publish")
+    }
+
+    /// A match's stored state as the domain type, read through the public GraphQL API (the
+    /// fields the schema does not show, `createdAt` and the details union, are filled in:
+    /// `updatedAt` and the sport's initial details). For building change batches and stream
+    /// records of a real match.
+    pub async fn stored_match(&self, match_id: &str) -> scoreline_core::Match {
+        let data = self
+            .ok(
+                "query($id: ID!) { match(id: $id) { id sport competition { id } homeTeam { id }
+                   awayTeam { id } startTime venue status score { home away }
+                   periods { period label home away } clock { period elapsedSeconds running }
+                   lastSeq version updatedAt } }",
+                json!({"id": match_id}),
+                None,
+            )
+            .await;
+        let m = &data["match"];
+        assert!(m.is_object(), "match {match_id} exists: {data}");
+        let sport: scoreline_core::Sport =
+            serde_json::from_value(m["sport"].clone()).expect("a sport");
+        serde_json::from_value(json!({
+            "id": m["id"], "sport": m["sport"], "competitionId": m["competition"]["id"],
+            "homeTeamId": m["homeTeam"]["id"], "awayTeamId": m["awayTeam"]["id"],
+            "startTime": m["startTime"], "venue": m["venue"], "status": m["status"],
+            "score": m["score"], "periods": m["periods"], "clock": m["clock"],
+            "details": scoreline_core::model::Details::initial(sport),
+            "lastSeq": m["lastSeq"], "version": m["version"],
+            "createdAt": m["updatedAt"], "updatedAt": m["updatedAt"],
+        }))
+        .unwrap_or_else(|e| panic!("the stored match {m} converts to the domain type: {e}"))
+    }
+}

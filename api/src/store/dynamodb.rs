@@ -17,6 +17,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::client::Waiters as _;
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType,
@@ -40,6 +41,9 @@ use scoreline_core::{
 };
 use serde_dynamo::Item;
 
+/// The SDK the store is built on, for callers of [`DynamoStore::client`].
+pub use aws_sdk_dynamodb as sdk;
+
 type Attrs = HashMap<String, AttributeValue>;
 
 /// How to reach the table.
@@ -49,13 +53,15 @@ pub struct DynamoConfig {
     /// An endpoint override (DynamoDB Local); the SDK's `AWS_ENDPOINT_URL_DYNAMODB` works too.
     pub endpoint: Option<String>,
     pub region: Option<String>,
-    /// Fixed credentials, for DynamoDB Local (which accepts any).
+    /// Fixed credentials and patient timeouts, for DynamoDB Local (which accepts any
+    /// credentials, and answers slowly under load).
     pub local_credentials: bool,
 }
 
 /// Listings without a competition or team filter cover this window around now unless the
-/// filter gives `from`/`to`: the by-sport index is bucketed by month and a query must name its
-/// buckets.
+/// filter gives `from`/`to` (with only one of them, the window reaches this far past the other
+/// end, or past now): the by-sport index is bucketed by month and a query must name its buckets.
+/// The memory store has no such window.
 pub const DEFAULT_WINDOW_DAYS: i64 = 366;
 
 /// The most index entries a listing reads in one round (one `BatchGetItem`).
@@ -149,12 +155,20 @@ fn month_start(t: DateTime<Utc>) -> DateTime<Utc> {
 
 impl DynamoStore {
     pub async fn connect(config: &DynamoConfig) -> Self {
+        // DynamoDB answers in milliseconds: a request that takes seconds is better retried or
+        // reported. DynamoDB Local is a JVM on a developer's machine, whose answers take
+        // seconds under load (hundreds of concurrent requests, a busy CPU); that is no outage.
+        let (attempt, operation) = if config.local_credentials {
+            (Duration::from_secs(10), Duration::from_secs(30))
+        } else {
+            (Duration::from_secs(3), Duration::from_secs(10))
+        };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(2))
-                    .operation_attempt_timeout(Duration::from_secs(3))
-                    .operation_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(attempt)
+                    .operation_timeout(operation)
                     .build(),
             )
             // The standard mode: exponential backoff with full jitter, throttling-aware.
@@ -434,28 +448,51 @@ impl DynamoStore {
         TransactWriteItem::builder().put(put).build()
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactFailure> {
+    /// Runs a transaction. `token` (a ClientRequestToken) makes a repeat of an applied
+    /// transaction a no-op that succeeds; the SDK's own retries reuse one token already.
+    async fn transact(&self, items: Vec<TransactWriteItem>, token: Option<String>) -> Attempt {
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .set_client_request_token(token)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) =
-                    e.as_service_error()
-                {
+            Ok(_) => Attempt::Done(Ok(())),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
                     let reasons = c
                         .cancellation_reasons()
                         .iter()
                         .map(|r| r.code().unwrap_or("None").to_string())
                         .collect();
-                    return Err(TransactFailure::Cancelled(reasons));
+                    Attempt::Done(Err(TransactFailure::Cancelled(reasons)))
                 }
-                Err(TransactFailure::Store(unavailable(e)))
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                    Attempt::InProgress
+                }
+                _ => Attempt::Done(Err(TransactFailure::Store(unavailable(e)))),
+            },
+        }
+    }
+
+    /// Runs a transaction to a known outcome: while an attempt that timed out is still in
+    /// progress, DynamoDB answers a repeat with its token `TransactionInProgressException`;
+    /// repeating again later (AWS suggests after 5 s) completes it or returns its result.
+    async fn transact_settled(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactFailure> {
+        let token = request_token();
+        for wait in [1, 2, 3] {
+            match self.transact(items.clone(), Some(token.clone())).await {
+                Attempt::Done(result) => return result,
+                Attempt::InProgress => tokio::time::sleep(Duration::from_secs(wait)).await,
             }
+        }
+        match self.transact(items, Some(token)).await {
+            Attempt::Done(result) => result,
+            Attempt::InProgress => Err(TransactFailure::Store(StoreError::Unavailable(
+                "a transaction stayed in progress: outcome unknown".into(),
+            ))),
         }
     }
 
@@ -784,8 +821,21 @@ fn cancelled(reasons: &[String]) -> StoreError {
 }
 
 enum TransactFailure {
+    /// Cancelled, with one reason code per item (`None` for the items that were fine).
     Cancelled(Vec<String>),
     Store(StoreError),
+}
+
+/// One try of a transaction.
+enum Attempt {
+    Done(Result<(), TransactFailure>),
+    /// An earlier attempt with the same token is still running: its outcome is unknown yet.
+    InProgress,
+}
+
+/// A fresh ClientRequestToken (at most 36 characters).
+fn request_token() -> String {
+    format!("{:032x}", rand::thread_rng().gen::<u128>())
 }
 
 fn key_of(item: &Attrs) -> Attrs {
@@ -823,7 +873,7 @@ impl Store for DynamoStore {
         for c in unique {
             items.push(self.put(item::membership_item(c, &team.id), None, None, None));
         }
-        match self.transact(items).await {
+        match self.transact_settled(items).await {
             Ok(()) => Ok(()),
             Err(TransactFailure::Cancelled(reasons))
                 if reasons
@@ -858,7 +908,7 @@ impl Store for DynamoStore {
                 None,
             ),
         ];
-        match self.transact(items).await {
+        match self.transact_settled(items).await {
             Ok(()) => Ok(()),
             Err(TransactFailure::Cancelled(reasons))
                 if reasons
@@ -1149,7 +1199,7 @@ impl Store for DynamoStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let reasons = match self.transact(items.clone()).await {
+            let reasons = match self.transact_settled(items.clone()).await {
                 Ok(()) => return Ok(()),
                 Err(TransactFailure::Store(e)) => return Err(CommitError::Store(e)),
                 Err(TransactFailure::Cancelled(reasons)) => reasons,
@@ -1192,8 +1242,10 @@ impl Store for DynamoStore {
     }
 
     async fn contention_backoff(&self, attempt: u32) {
-        // Exponential backoff with full jitter, capped.
-        let cap = 10u64.saturating_mul(1 << attempt.min(6)).min(500);
+        // Exponential backoff with full jitter: 10 ms doubling to a 2 s cap. The cap bounds how
+        // often a crowd of writers on one match retries (with 200 writers on DynamoDB Local a
+        // 500 ms cap made ~40% more attempts and took ~30% longer); few writers never reach it.
+        let cap = 10u64.saturating_mul(1 << attempt.min(8)).min(2000);
         let wait = rand::thread_rng().gen_range(0..=cap);
         tokio::time::sleep(Duration::from_millis(wait)).await;
     }

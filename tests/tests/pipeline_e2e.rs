@@ -1,0 +1,723 @@
+//! The change pipeline across process boundaries, as deployed on AWS: stream records →
+//! stream-handler (Lambda batch handler, or the DynamoDB Streams poller) → signed
+//! `POST /internal/publish` → intake → WebSocket subscribers.
+//!
+//! - Failure injection on the Lambda handler with the real HTTP sink: an unreachable API, a
+//!   partial failure and its redelivery.
+//! - The whole road on DynamoDB Local: GraphQL mutations → table → stream → the poller in this
+//!   process → the API's publish endpoint → subscribers, with per-match order and exactly-once
+//!   delivery checked on every update, and the latency measured.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use chrono::Utc;
+use futures::StreamExt;
+use scoreline_core::item::{event_item, match_item};
+use scoreline_core::model::MatchEvent;
+use scoreline_core::publish::{PublishError, Publisher};
+use scoreline_core::stream::build_record;
+use scoreline_core::{ChangeBatch, EventType, Match, Side};
+use scoreline_tests::{dynamodb_local, TestApp, WsClient, PUBLISH_SECRET, TRANSPORT_WS, WAIT};
+use serde_json::json;
+use stream_handler::lambda::{handle_event, CHUNK};
+use stream_handler::poller::{self, PollerConfig, StartPosition};
+use stream_handler::sink::{HttpPublisher, RetryPolicy};
+use tokio::time::Instant;
+
+const MATCH_UPDATED: &str = "subscription($id: ID!, $since: Int) { matchUpdated(id: $id, sinceVersion: $since) { id version } }";
+
+const MATCH_EVENTS: &str =
+    "subscription($id: ID!, $after: Int) { matchEvents(matchId: $id, afterSeq: $after) { seq } }";
+
+/// How long "nothing more arrives" is watched for.
+const QUIET: Duration = Duration::from_millis(300);
+
+const TABLE: &str = "scoreline";
+
+/// A server with publishing on.
+async fn publishing_app() -> TestApp {
+    TestApp::spawn_with(|config| config.publish_secret = Some(PUBLISH_SECRET.into())).await
+}
+
+/// A sink with small retries, as a Lambda with little time left would have.
+fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        request_timeout: Duration::from_secs(2),
+        base_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        max_attempts: 3,
+    }
+}
+
+/// A loopback URL nothing listens on: a port the OS handed out, released again.
+fn unreachable_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let port = listener.local_addr().expect("a bound address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/internal/publish")
+}
+
+/// The stream records `count` scoring events on `from` produce, numbered from `sequence`: per
+/// event, the event item's INSERT then the match item's MODIFY (one transaction's records, in
+/// commit order). Returns the records and the match's last state.
+fn scoring_records(from: &Match, count: u32, sequence: u64) -> (Vec<EventRecord>, Match) {
+    let mut records = Vec::new();
+    let mut current = from.clone();
+    let mut sequence = sequence;
+    for _ in 0..count {
+        let at = Utc::now();
+        let mut next = current.clone();
+        next.version += 1;
+        next.last_seq += 1;
+        next.score.home += 1;
+        next.updated_at = at;
+        let event = MatchEvent {
+            match_id: next.id.clone(),
+            seq: next.last_seq,
+            event_type: EventType::Goal,
+            side: Some(Side::Home),
+            player: None,
+            points: 1,
+            period: None,
+            clock_seconds: None,
+            description: None,
+            created_at: at,
+        };
+        records.push(build_record(
+            TABLE,
+            sequence,
+            at,
+            None,
+            Some(event_item(&event)),
+        ));
+        records.push(build_record(
+            TABLE,
+            sequence + 1,
+            at,
+            Some(match_item(&current)),
+            Some(match_item(&next)),
+        ));
+        sequence += 2;
+        current = next;
+    }
+    (records, current)
+}
+
+fn event_of(records: &[EventRecord]) -> Event {
+    let mut event = Event::default();
+    event.records = records.to_vec();
+    event
+}
+
+fn sequence_number(record: &EventRecord) -> String {
+    record
+        .change
+        .sequence_number
+        .clone()
+        .expect("built records have sequence numbers")
+}
+
+fn failures(response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap_or_default())
+        .collect()
+}
+
+/// Subscribers to one live soccer match past their readiness barriers: `matchUpdated` (stored
+/// version 2 first) and `matchEvents` (stored seq 1 first), on two connections.
+struct Watched {
+    stored: Match,
+    updates: WsClient,
+    events: WsClient,
+}
+
+async fn watched_match(app: &TestApp) -> Watched {
+    let seed = app.live_match("SOCCER").await;
+    let stored = app.stored_match(&seed.match_id).await;
+    assert_eq!((stored.version, stored.last_seq), (2, 1));
+    let mut updates = WsClient::connected(app, TRANSPORT_WS, None).await;
+    updates
+        .subscribe("u", MATCH_UPDATED, json!({"id": seed.match_id, "since": 0}))
+        .await;
+    assert_eq!(updates.next_data("u").await["matchUpdated"]["version"], 2);
+    let mut events = WsClient::connected(app, TRANSPORT_WS, None).await;
+    events
+        .subscribe("e", MATCH_EVENTS, json!({"id": seed.match_id, "after": 0}))
+        .await;
+    assert_eq!(events.next_data("e").await["matchEvents"]["seq"], 1);
+    Watched {
+        stored,
+        updates,
+        events,
+    }
+}
+
+/// The next `count` versions on the `matchUpdated` subscription.
+async fn versions(ws: &mut WsClient, count: usize) -> Vec<i64> {
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let data = ws.next_data("u").await;
+        out.push(data["matchUpdated"]["version"].as_i64().expect("a version"));
+    }
+    out
+}
+
+/// The next `count` seqs on the `matchEvents` subscription.
+async fn seqs(ws: &mut WsClient, count: usize) -> Vec<i64> {
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let data = ws.next_data("e").await;
+        out.push(data["matchEvents"]["seq"].as_i64().expect("a seq"));
+    }
+    out
+}
+
+async fn assert_nothing_more(ws: &mut WsClient) {
+    if let Ok(msg) = ws.recv_within(QUIET).await {
+        panic!("expected nothing more, got {msg:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_api_makes_the_handler_name_the_first_record_and_deliver_nothing_until_it_is_back(
+) {
+    let app = publishing_app().await;
+    let mut watched = watched_match(&app).await;
+    let (records, _) = scoring_records(&watched.stored, 4, 1_000);
+    let event = event_of(&records);
+
+    let down = HttpPublisher::new(unreachable_url(), PUBLISH_SECRET, quick_retries()).unwrap();
+    let (response, report) = handle_event(&event, &down).await;
+    assert_eq!(failures(&response), vec![sequence_number(&records[0])]);
+    assert_eq!(report.delivered, 0);
+    assert_eq!(report.failed_at, Some(sequence_number(&records[0])));
+
+    // Lambda retries from the reported record: here, the whole batch, now to the real API.
+    let up = HttpPublisher::new(app.publish_url(), PUBLISH_SECRET, quick_retries()).unwrap();
+    let (response, report) = handle_event(&event, &up).await;
+    assert_eq!(failures(&response), Vec::<String>::new());
+    assert_eq!(report.delivered, records.len());
+    assert_eq!(versions(&mut watched.updates, 4).await, vec![3, 4, 5, 6]);
+    assert_eq!(seqs(&mut watched.events, 4).await, vec![2, 3, 4, 5]);
+    assert_nothing_more(&mut watched.updates).await;
+}
+
+/// Passes the first `succeed` batches to the real sink, then fails like a network error.
+struct FailAfter {
+    inner: HttpPublisher,
+    succeed: usize,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Publisher for FailAfter {
+    async fn publish(&self, batch: ChangeBatch) -> Result<(), PublishError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.succeed {
+            self.inner.publish(batch).await
+        } else {
+            Err(PublishError::Unavailable(
+                "injected: connection reset".into(),
+            ))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_redelivered_after_a_partial_failure_reaches_each_subscriber_exactly_once_in_order()
+{
+    // 150 scoring events: 300 records with one change each, so two chunks (200 + 100).
+    const EVENTS: u32 = 150;
+    let app = TestApp::spawn_with(|config| {
+        config.publish_secret = Some(PUBLISH_SECRET.into());
+    })
+    .await;
+    let mut watched = watched_match(&app).await;
+    let (records, last) = scoring_records(&watched.stored, EVENTS, 1_000);
+    assert_eq!(records.len(), 2 * EVENTS as usize);
+    assert!(records.len() > CHUNK && records.len() <= 2 * CHUNK);
+    let event = event_of(&records);
+    let sink = || HttpPublisher::new(app.publish_url(), PUBLISH_SECRET, quick_retries()).unwrap();
+
+    // The first chunk is delivered, the second fails: the handler names the second chunk's
+    // first record and attempts nothing after it.
+    let flaky = FailAfter {
+        inner: sink(),
+        succeed: 1,
+        calls: AtomicUsize::new(0),
+    };
+    let (response, report) = handle_event(&event, &flaky).await;
+    assert_eq!(failures(&response), vec![sequence_number(&records[CHUNK])]);
+    assert_eq!(report.delivered, CHUNK);
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+    // The first chunk: 100 events and 100 states (versions 3..=102).
+    let first_half = (CHUNK / 2) as i64;
+    assert_eq!(
+        versions(&mut watched.updates, CHUNK / 2).await,
+        (3..3 + first_half).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(&mut watched.events, CHUNK / 2).await,
+        (2..2 + first_half).collect::<Vec<_>>()
+    );
+
+    // Lambda retries from the reported record; then the same whole batch arrives once more (an
+    // at-least-once redelivery, e.g. a retried invocation whose response was lost).
+    let (response, report) = handle_event(&event_of(&records[CHUNK..]), &sink()).await;
+    assert_eq!(failures(&response), Vec::<String>::new());
+    assert_eq!(report.delivered, records.len() - CHUNK);
+    let (response, report) = handle_event(&event, &sink()).await;
+    assert_eq!(failures(&response), Vec::<String>::new());
+    assert_eq!(report.delivered, records.len());
+
+    // One more change after the redelivery: it is the very next thing after the second half,
+    // so any repeat of the redelivered batch would have shown up before it.
+    let (sentinel, _) = scoring_records(&last, 1, 10_000);
+    let (response, _) = handle_event(&event_of(&sentinel), &sink()).await;
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let expected_versions: Vec<i64> = (3 + first_half..=3 + i64::from(EVENTS)).collect();
+    assert_eq!(
+        versions(&mut watched.updates, expected_versions.len()).await,
+        expected_versions
+    );
+    let expected_seqs: Vec<i64> = (2 + first_half..=2 + i64::from(EVENTS)).collect();
+    assert_eq!(
+        seqs(&mut watched.events, expected_seqs.len()).await,
+        expected_seqs
+    );
+    assert_nothing_more(&mut watched.updates).await;
+    assert_nothing_more(&mut watched.events).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// On DynamoDB Local: mutations → table → DynamoDB Streams → poller → /internal/publish → WebSocket
+// ---------------------------------------------------------------------------------------------
+
+const MATCHES: usize = 20;
+const UPDATES: usize = 500;
+/// Mutations in flight at once.
+const IN_FLIGHT: usize = 8;
+const CONNECTIONS: usize = 4;
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
+
+const RECORD_EVENT: &str = "mutation($i: RecordEventInput!) { recordEvent(input: $i) { version } }";
+
+/// An SDK configuration for DynamoDB Local, as `stream-handler poll --local` builds one.
+async fn local_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(dynamodb_local::endpoint())
+        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "scoreline-tests",
+        ))
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await
+}
+
+/// The newest stream of `table`.
+async fn stream_arn(client: &aws_sdk_dynamodbstreams::Client, table: &str) -> String {
+    let streams = client
+        .list_streams()
+        .table_name(table)
+        .send()
+        .await
+        .expect("listing the table's streams");
+    streams
+        .streams()
+        .last()
+        .and_then(|s| s.stream_arn())
+        .unwrap_or_else(|| panic!("table {table} has a stream"))
+        .to_string()
+}
+
+/// A server on DynamoDB Local (a fresh table) that does not read the table's stream itself but
+/// accepts signed publish requests, as deployed with the stream-handler Lambda. Returns the app
+/// and its table.
+async fn dynamodb_publishing_app() -> (TestApp, String) {
+    let table = dynamodb_local::unique_table("e2e");
+    let app = {
+        let table = table.clone();
+        TestApp::spawn_with(move |config| {
+            config.store = api::config::StoreKind::Dynamodb;
+            config.dynamodb_endpoint = Some(dynamodb_local::endpoint().to_string());
+            config.dynamodb_table = table;
+            config.dynamodb_local = true;
+            config.dynamodb_create_table = true;
+            config.stream_poll = false;
+            config.publish_secret = Some(PUBLISH_SECRET.into());
+        })
+        .await
+    };
+    (app, table)
+}
+
+/// The stream-handler's poller, in this process, reading `table`'s stream from its trim horizon
+/// and publishing to `app` over signed HTTP.
+struct StreamHandler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), poller::PollError>>,
+}
+
+impl StreamHandler {
+    async fn start(app: &TestApp, table: &str) -> StreamHandler {
+        let sdk = local_sdk_config().await;
+        let streams = poller::client(&sdk);
+        let config = PollerConfig {
+            stream_arn: stream_arn(&streams, table).await,
+            interval: POLL_INTERVAL,
+            start: StartPosition::TrimHorizon,
+            batch_size: 1000,
+        };
+        let publisher: Arc<dyn Publisher> = Arc::new(
+            HttpPublisher::new(app.publish_url(), PUBLISH_SECRET, RetryPolicy::default()).unwrap(),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(poller::run(streams, config, publisher, async move {
+            let _ = stopped.await;
+        }));
+        StreamHandler { stop, task }
+    }
+
+    /// Stops the poller and checks it ran without error.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the poller stops when told to")
+            .expect("the poller task does not panic");
+        assert!(result.is_ok(), "the poller ran without error: {result:?}");
+    }
+}
+
+/// One competition, two teams, `count` matches between them, each set LIVE (version 2).
+async fn live_matches(app: &TestApp, count: usize) -> Vec<String> {
+    let competition = app
+        .admin(
+            "mutation($i: CreateCompetitionInput!) { createCompetition(input: $i) { id } }",
+            json!({"i": {"name": "Pipeline league", "sport": "BASKETBALL", "season": "2026"}}),
+        )
+        .await["createCompetition"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut teams = Vec::new();
+    for name in ["Streamers", "Pollers"] {
+        teams.push(
+            app.admin(
+                "mutation($i: CreateTeamInput!) { createTeam(input: $i) { id } }",
+                json!({"i": {"name": name, "sport": "BASKETBALL", "competitionIds": [competition]}}),
+            )
+            .await["createTeam"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let id = app
+            .admin(
+                "mutation($i: CreateMatchInput!) { createMatch(input: $i) { id } }",
+                json!({"i": {"competitionId": competition, "homeTeamId": teams[0],
+                             "awayTeamId": teams[1], "startTime": "2026-11-22T19:00:00Z"}}),
+            )
+            .await["createMatch"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let version = app
+            .operator(
+                "mutation($i: SetMatchStatusInput!) { setMatchStatus(input: $i) { version } }",
+                json!({"i": {"matchId": id, "status": "LIVE"}}),
+            )
+            .await["setMatchStatus"]["version"]
+            .clone();
+        assert_eq!(version, 2);
+        ids.push(id);
+    }
+    ids
+}
+
+/// What one connection's subscribers received: per match index, `(version, arrival)` in order.
+type Received = HashMap<usize, Vec<(i64, Instant)>>;
+
+/// Reads a connection's `matchUpdated` frames (operation id = match index) until each of its
+/// matches reached `last_version`, then checks nothing more arrives.
+async fn receive_until(
+    mut ws: WsClient,
+    matches: Vec<usize>,
+    last_version: i64,
+) -> Result<Received, String> {
+    let mut received: Received = matches.iter().map(|&m| (m, Vec::new())).collect();
+    let done = |r: &Received| {
+        r.values().all(|v| {
+            v.last()
+                .is_some_and(|(version, _)| *version >= last_version)
+        })
+    };
+    while !done(&received) {
+        let msg = match ws.recv_within(SCENARIO_TIMEOUT).await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Err("the connection closed".into()),
+            Err(()) => return Err("timed out".into()),
+        };
+        let arrived = Instant::now();
+        if msg["type"] != "next" || msg["payload"].get("errors").is_some() {
+            return Err(format!("unexpected message {msg}"));
+        }
+        let index: usize = msg["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| format!("an operation id in {msg}"))?;
+        let version = msg["payload"]["data"]["matchUpdated"]["version"]
+            .as_i64()
+            .ok_or_else(|| format!("a version in {msg}"))?;
+        received
+            .get_mut(&index)
+            .ok_or_else(|| format!("a frame for a match not subscribed here: {msg}"))?
+            .push((version, arrived));
+    }
+    if let Ok(msg) = ws.recv_within(QUIET).await {
+        return Err(format!("expected nothing more, got {msg:?}"));
+    }
+    Ok(received)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_updates_over_twenty_matches_reach_every_subscriber_through_dynamodb_streams_and_the_publish_endpoint(
+) {
+    let (app, table) = dynamodb_publishing_app().await;
+    let started = Instant::now();
+    let poller = StreamHandler::start(&app, &table).await;
+
+    let scenario = async {
+        let ids = live_matches(&app, MATCHES).await;
+        let setup = started.elapsed();
+
+        // Subscribers: every match on one of a few connections, each past its barrier.
+        let mut readers = Vec::new();
+        for c in 0..CONNECTIONS {
+            let mine: Vec<usize> = (0..MATCHES).filter(|m| m % CONNECTIONS == c).collect();
+            let mut ws = WsClient::connected(&app, TRANSPORT_WS, None).await;
+            for &m in &mine {
+                ws.subscribe(
+                    &m.to_string(),
+                    MATCH_UPDATED,
+                    json!({"id": ids[m], "since": 0}),
+                )
+                .await;
+            }
+            let mut ready = Vec::new();
+            for _ in &mine {
+                let msg = ws.recv().await.expect("the connection stays open");
+                assert_eq!(msg["type"], "next", "{msg}");
+                assert_eq!(
+                    msg["payload"]["data"]["matchUpdated"]["version"], 2,
+                    "{msg}"
+                );
+                ready.push(msg["id"].as_str().unwrap().parse::<usize>().unwrap());
+            }
+            ready.sort_unstable();
+            assert_eq!(ready, mine, "one stored state per subscription");
+            let last_version = 2 + (UPDATES / MATCHES) as i64;
+            readers.push(tokio::spawn(receive_until(ws, mine, last_version)));
+        }
+
+        // 500 scoring events, round robin over the matches, a few in flight at once. Each
+        // mutation's send time is kept with the version it committed.
+        let token = TestApp::token(api::auth::Role::Operator);
+        let updates_started = Instant::now();
+        let sent: Vec<(usize, i64, Instant, Instant)> = futures::stream::iter(0..UPDATES)
+            .map(|n| {
+                let (app, token, ids) = (&app, &token, &ids);
+                async move {
+                    let m = n % MATCHES;
+                    let side = if n % 2 == 0 { "HOME" } else { "AWAY" };
+                    let sent_at = Instant::now();
+                    let (status, body) = app
+                        .post(
+                            RECORD_EVENT,
+                            json!({"i": {"matchId": ids[m], "type": "FIELD_GOAL", "side": side}}),
+                            Some(token),
+                        )
+                        .await;
+                    let answered_at = Instant::now();
+                    assert_eq!(status, 200, "{body}");
+                    assert!(body.get("errors").is_none(), "recordEvent failed: {body}");
+                    let version = body["data"]["recordEvent"]["version"].as_i64().unwrap();
+                    (m, version, sent_at, answered_at)
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        let mutations_took = updates_started.elapsed();
+
+        let mut received: Received = HashMap::new();
+        for reader in readers {
+            received.extend(reader.await.expect("a reader task").unwrap_or_else(|e| {
+                panic!("a subscriber connection failed: {e}");
+            }));
+        }
+        let delivered_took = updates_started.elapsed();
+
+        // Every subscriber got every update of its match, in version order, none missing, none
+        // repeated.
+        let per_match = (UPDATES / MATCHES) as i64;
+        let expected: Vec<i64> = (3..3 + per_match).collect();
+        for (m, id) in ids.iter().enumerate() {
+            let got: Vec<i64> = received[&m].iter().map(|(v, _)| *v).collect();
+            assert_eq!(got, expected, "versions received for match {m} ({id})");
+        }
+        let mut committed: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
+        for (m, v, _, _) in &sent {
+            committed.entry(*m).or_default().push(*v);
+        }
+        for (m, mut versions) in committed {
+            versions.sort_unstable();
+            assert_eq!(versions, expected, "versions committed on match {m}");
+        }
+
+        // Latency: mutation sent → frame carrying the version it committed received. Also,
+        // to tell the write from the pipeline, the mutation's own round trip.
+        let arrivals: HashMap<(usize, i64), Instant> = received
+            .iter()
+            .flat_map(|(m, frames)| frames.iter().map(move |(v, at)| ((*m, *v), *at)))
+            .collect();
+        let mut latencies: Vec<Duration> = sent
+            .iter()
+            .map(|(m, v, sent_at, _)| arrivals[&(*m, *v)].saturating_duration_since(*sent_at))
+            .collect();
+        latencies.sort_unstable();
+        let mut round_trips: Vec<Duration> = sent
+            .iter()
+            .map(|(_, _, sent_at, answered_at)| answered_at.saturating_duration_since(*sent_at))
+            .collect();
+        round_trips.sort_unstable();
+        eprintln!(
+            "pipeline e2e on DynamoDB Local: {MATCHES} matches, {UPDATES} updates, {IN_FLIGHT} \
+             mutations in flight, {CONNECTIONS} WebSocket connections, poll interval {POLL_INTERVAL:?}"
+        );
+        eprintln!(
+            "  setup (table, {MATCHES} live matches) {setup:?}; mutations {mutations_took:?}; \
+             all delivered {delivered_took:?} after the first mutation"
+        );
+        eprintln!(
+            "  latency mutation sent → subscriber frame: p50 {:?}, p99 {:?}, max {:?}, min {:?}",
+            percentile(&latencies, 50.0),
+            percentile(&latencies, 99.0),
+            latencies[latencies.len() - 1],
+            latencies[0],
+        );
+        eprintln!(
+            "  of which the mutation round trip (sent → answered): p50 {:?}, p99 {:?}",
+            percentile(&round_trips, 50.0),
+            percentile(&round_trips, 99.0),
+        );
+        ids
+    };
+    let ids = tokio::time::timeout(SCENARIO_TIMEOUT, scenario)
+        .await
+        .unwrap_or_else(|_| panic!("the scenario finished within {SCENARIO_TIMEOUT:?}"));
+
+    // The store agrees with what subscribers saw.
+    for id in &ids {
+        let m = app
+            .ok(
+                "query($id: ID!) { match(id: $id) { version lastSeq } }",
+                json!({"id": id}),
+                None,
+            )
+            .await;
+        let per_match = (UPDATES / MATCHES) as i64;
+        assert_eq!(
+            m["match"],
+            json!({"version": 2 + per_match, "lastSeq": 1 + per_match}),
+            "{id}"
+        );
+    }
+
+    poller.stop().await;
+    eprintln!("  whole test {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches bigger than the API's request body limit
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_full_chunk_of_200_changes_from_the_handler_is_accepted_by_an_api_with_default_limits() {
+    let app = publishing_app().await;
+    let mut watched = watched_match(&app).await;
+    let (records, _) = scoring_records(&watched.stored, (CHUNK / 2) as u32, 1_000);
+    let sink = HttpPublisher::new(app.publish_url(), PUBLISH_SECRET, quick_retries()).unwrap();
+    let (response, report) = handle_event(&event_of(&records), &sink).await;
+    assert_eq!(
+        failures(&response),
+        Vec::<String>::new(),
+        "the API accepts a full chunk"
+    );
+    assert_eq!(report.delivered, CHUNK);
+    assert_eq!(
+        versions(&mut watched.updates, CHUNK / 2).await,
+        (3..3 + (CHUNK / 2) as i64).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_catches_up_on_a_backlog_bigger_than_one_publish_request() {
+    const BACKLOG: i64 = 100;
+    let (app, table) = dynamodb_publishing_app().await;
+    let seed = app.live_match("BASKETBALL").await;
+    let mut ws = WsClient::connected(&app, TRANSPORT_WS, None).await;
+    ws.subscribe("u", MATCH_UPDATED, json!({"id": seed.match_id, "since": 0}))
+        .await;
+    assert_eq!(ws.next_data("u").await["matchUpdated"]["version"], 2);
+    // 100 scoring events (one request; mutation fields run one after another) written while no
+    // stream-handler runs: a backlog of about 200 changes, as after a stream-handler outage.
+    let fields: String = (1..=BACKLOG)
+        .map(|n| {
+            format!(
+                "e{n}: recordEvent(input: {{matchId: $m, type: FIELD_GOAL, side: HOME}}) {{ version }} "
+            )
+        })
+        .collect();
+    app.operator(
+        &format!("mutation($m: ID!) {{ {fields} }}"),
+        json!({"m": seed.match_id}),
+    )
+    .await;
+
+    let poller = StreamHandler::start(&app, &table).await;
+    for expected in 3..=2 + BACKLOG {
+        let msg = ws
+            .recv_within(WAIT)
+            .await
+            .unwrap_or_else(|()| {
+                panic!("version {expected} did not arrive within {WAIT:?}: the backlog is stuck")
+            })
+            .expect("the connection stays open");
+        assert_eq!(msg["type"], "next", "{msg}");
+        assert_eq!(
+            msg["payload"]["data"]["matchUpdated"]["version"], expected,
+            "{msg}"
+        );
+    }
+    poller.stop().await;
+}

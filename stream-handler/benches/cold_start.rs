@@ -5,7 +5,8 @@
 //!
 //! Run: `cargo bench -p stream-handler --bench cold_start` (the binary is then built with the
 //! bench profile, i.e. release settings). Optional env: `COLD_START_RUNS` (default 5), after
-//! one warm-up run that is not counted.
+//! one warm-up run that is not counted; `STREAM_HANDLER_BIN`, another build of the binary to
+//! measure instead.
 
 #[allow(dead_code)]
 #[path = "../tests/common/fake_api.rs"]
@@ -75,7 +76,11 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let binary = env!("CARGO_BIN_EXE_stream-handler");
+    // Another build of the binary (e.g. a stripped copy, or the Lambda artifact's) can be
+    // measured in its place.
+    let binary = std::env::var("STREAM_HANDLER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_stream-handler").to_string());
+    let binary = binary.as_str();
     let size = std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0);
     let event = records::fixture_text("interleaved_matches.json");
     println!("cold start of {binary} ({size} bytes), {runs} runs after 1 warm-up");

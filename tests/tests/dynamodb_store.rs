@@ -32,11 +32,17 @@ async fn local_store(table: &str) -> DynamoStore {
     .await
 }
 
-/// The endpoint of a loopback port nothing listens on.
+/// The endpoint of a loopback port where nothing answers: a listener that drops every
+/// connection at once. (A port merely freed could be taken by another test's server meanwhile,
+/// which would answer with something that is not DynamoDB.)
 fn closed_endpoint() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
     let port = listener.local_addr().unwrap().port();
-    drop(listener);
+    std::thread::spawn(move || {
+        for connection in listener.incoming() {
+            drop(connection);
+        }
+    });
     format!("http://127.0.0.1:{port}")
 }
 

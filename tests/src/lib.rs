@@ -8,8 +8,10 @@
 //! - `TestApp`: a running server, its HTTP client, tokens, and seeding helpers.
 //! - `WsClient`: a raw WebSocket client for both GraphQL subprotocols.
 //! - `dynamodb_local`: DynamoDB Local for the tests that need it.
+//! - `pipeline`: the stream-handler's poller and a publishing server, in the test process.
 
 pub mod dynamodb_local;
+pub mod pipeline;
 
 use std::net::SocketAddr;
 use std::time::Duration;

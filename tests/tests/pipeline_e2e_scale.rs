@@ -5,15 +5,12 @@
 //! has stalled this scenario.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use scoreline_core::publish::Publisher;
-use scoreline_tests::{dynamodb_local, TestApp, WsClient, PUBLISH_SECRET, TRANSPORT_WS};
+use scoreline_tests::pipeline::{dynamodb_publishing_app, StreamHandler, POLL_INTERVAL};
+use scoreline_tests::{TestApp, WsClient, TRANSPORT_WS};
 use serde_json::json;
-use stream_handler::poller::{self, PollerConfig, StartPosition};
-use stream_handler::sink::{HttpPublisher, RetryPolicy};
 use tokio::time::Instant;
 
 const MATCH_UPDATED: &str = "subscription($id: ID!, $since: Int) { matchUpdated(id: $id, sinceVersion: $since) { id version } }";
@@ -26,101 +23,9 @@ const UPDATES: usize = 500;
 /// Mutations in flight at once.
 const IN_FLIGHT: usize = 8;
 const CONNECTIONS: usize = 4;
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
 
 const RECORD_EVENT: &str = "mutation($i: RecordEventInput!) { recordEvent(input: $i) { version } }";
-
-/// An SDK configuration for DynamoDB Local, as `stream-handler poll --local` builds one.
-async fn local_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(dynamodb_local::endpoint())
-        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "scoreline-tests",
-        ))
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await
-}
-
-/// The newest stream of `table`.
-async fn stream_arn(client: &aws_sdk_dynamodbstreams::Client, table: &str) -> String {
-    let streams = client
-        .list_streams()
-        .table_name(table)
-        .send()
-        .await
-        .expect("listing the table's streams");
-    streams
-        .streams()
-        .last()
-        .and_then(|s| s.stream_arn())
-        .unwrap_or_else(|| panic!("table {table} has a stream"))
-        .to_string()
-}
-
-/// A server on DynamoDB Local (a fresh table) that does not read the table's stream itself but
-/// accepts signed publish requests, as deployed with the stream-handler Lambda. Returns the app
-/// and its table.
-async fn dynamodb_publishing_app() -> (TestApp, String) {
-    let table = dynamodb_local::unique_table("e2e");
-    let app = {
-        let table = table.clone();
-        TestApp::spawn_with(move |config| {
-            config.store = api::config::StoreKind::Dynamodb;
-            config.dynamodb_endpoint = Some(dynamodb_local::endpoint().to_string());
-            config.dynamodb_table = table;
-            config.dynamodb_local = true;
-            config.dynamodb_create_table = true;
-            config.stream_poll = false;
-            config.publish_secret = Some(PUBLISH_SECRET.into());
-        })
-        .await
-    };
-    (app, table)
-}
-
-/// The stream-handler's poller, in this process, reading `table`'s stream from its trim horizon
-/// and publishing to `app` over signed HTTP.
-struct StreamHandler {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), poller::PollError>>,
-}
-
-impl StreamHandler {
-    async fn start(app: &TestApp, table: &str) -> StreamHandler {
-        let sdk = local_sdk_config().await;
-        let streams = poller::client(&sdk);
-        let config = PollerConfig {
-            stream_arn: stream_arn(&streams, table).await,
-            interval: POLL_INTERVAL,
-            start: StartPosition::TrimHorizon,
-            batch_size: 1000,
-        };
-        let publisher: Arc<dyn Publisher> = Arc::new(
-            HttpPublisher::new(app.publish_url(), PUBLISH_SECRET, RetryPolicy::default()).unwrap(),
-        );
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(poller::run(streams, config, publisher, async move {
-            let _ = stopped.await;
-        }));
-        StreamHandler { stop, task }
-    }
-
-    /// Stops the poller and checks it ran without error.
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("the poller stops when told to")
-            .expect("the poller task does not panic");
-        assert!(result.is_ok(), "the poller ran without error: {result:?}");
-    }
-}
 
 /// One competition, two teams, `count` matches between them, each set LIVE (version 2).
 async fn live_matches(app: &TestApp, count: usize) -> Vec<String> {

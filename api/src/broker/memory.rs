@@ -8,16 +8,16 @@ use async_trait::async_trait;
 use scoreline_core::{Change, MatchId};
 use tokio::sync::broadcast;
 
-use super::{Broker, BrokerError, BrokerSubscription, Topic};
+use super::{Broker, BrokerError, BrokerSubscription, Delivery, Topic};
 
 /// How far a subscriber may fall behind its topic before it must resynchronise from the store.
 pub const DEFAULT_TOPIC_CAPACITY: usize = 256;
 
-type Topics = Mutex<HashMap<MatchId, broadcast::Sender<Arc<Change>>>>;
+type Topics = Mutex<HashMap<MatchId, broadcast::Sender<Delivery>>>;
 
 pub struct MemoryBroker {
     topics: Arc<Topics>,
-    all: broadcast::Sender<Arc<Change>>,
+    all: broadcast::Sender<Delivery>,
     capacity: usize,
 }
 
@@ -45,7 +45,7 @@ impl Default for MemoryBroker {
 
 fn lock(
     topics: &Topics,
-) -> std::sync::MutexGuard<'_, HashMap<MatchId, broadcast::Sender<Arc<Change>>>> {
+) -> std::sync::MutexGuard<'_, HashMap<MatchId, broadcast::Sender<Delivery>>> {
     topics.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -78,32 +78,29 @@ impl Broker for MemoryBroker {
         let topics = lock(&self.topics);
         for change in changes {
             if let Some(tx) = topics.get(change.match_id()) {
-                let _ = tx.send(change.clone());
+                let _ = tx.send(Delivery::Change(change.clone()));
             }
-            let _ = self.all.send(change.clone());
+            let _ = self.all.send(Delivery::Change(change.clone()));
         }
         Ok(())
     }
 
     fn subscribe(&self, topic: Topic) -> BrokerSubscription {
         match topic {
-            Topic::All => BrokerSubscription {
-                receiver: self.all.subscribe(),
-                _guard: Box::new(()),
-            },
+            Topic::All => BrokerSubscription::new(self.all.subscribe(), Box::new(())),
             Topic::Match(id) => {
                 let mut topics = lock(&self.topics);
                 let receiver = topics
                     .entry(id.clone())
                     .or_insert_with(|| broadcast::channel(self.capacity).0)
                     .subscribe();
-                BrokerSubscription {
+                BrokerSubscription::new(
                     receiver,
-                    _guard: Box::new(TopicGuard {
+                    Box::new(TopicGuard {
                         topics: Arc::downgrade(&self.topics),
                         id,
                     }),
-                }
+                )
             }
         }
     }

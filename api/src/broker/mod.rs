@@ -3,9 +3,10 @@
 //! filtered "any match" subscriptions.
 //!
 //! Delivery is bounded per subscriber: a subscriber that falls more than the topic's capacity
-//! behind gets `Lagged` and resynchronises from the store (newest state for state
+//! behind gets [`Received::Gap`] and resynchronises from the store (newest state for state
 //! subscriptions, the missing `seq` range for event subscriptions), so nothing is lost and no
-//! backlog grows without bound.
+//! backlog grows without bound. A distributed broker reports a `Gap` the same way when it may
+//! have missed messages (e.g. after reconnecting to Redis).
 
 pub mod memory;
 
@@ -29,11 +30,48 @@ pub enum BrokerError {
     Unavailable(String),
 }
 
+/// What a topic carries.
+#[derive(Clone, Debug)]
+pub enum Delivery {
+    Change(Arc<Change>),
+    /// Messages may have been lost before this point (the broker reconnected): subscribers
+    /// resynchronise from the store.
+    Gap,
+}
+
+/// What a subscriber receives next.
+#[derive(Debug)]
+pub enum Received {
+    Change(Arc<Change>),
+    /// Something may be missing before the next change: read the store to catch up.
+    Gap,
+    /// The broker is gone (the server is stopping).
+    Closed,
+}
+
 /// A subscription to one topic. Dropping it releases the topic when no one else needs it.
 pub struct BrokerSubscription {
-    pub receiver: broadcast::Receiver<Arc<Change>>,
-    /// Releases the topic on drop.
-    pub _guard: Box<dyn Send + Sync>,
+    receiver: broadcast::Receiver<Delivery>,
+    /// Releases the topic on drop (declared after the receiver, so dropped after it).
+    _guard: Box<dyn Send + Sync>,
+}
+
+impl BrokerSubscription {
+    pub fn new(receiver: broadcast::Receiver<Delivery>, guard: Box<dyn Send + Sync>) -> Self {
+        Self {
+            receiver,
+            _guard: guard,
+        }
+    }
+
+    /// The next delivery; falling behind the topic's capacity is a `Gap`.
+    pub async fn recv(&mut self) -> Received {
+        match self.receiver.recv().await {
+            Ok(Delivery::Change(change)) => Received::Change(change),
+            Ok(Delivery::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => Received::Gap,
+            Err(broadcast::error::RecvError::Closed) => Received::Closed,
+        }
+    }
 }
 
 #[async_trait]

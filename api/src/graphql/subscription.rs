@@ -11,9 +11,8 @@ use async_graphql::{Context, Result, Subscription, ID};
 use futures::Stream;
 use scoreline_core::store::{MatchFilter, PageRequest, MAX_PAGE_SIZE};
 use scoreline_core::{Change, MatchEvent, MatchId, ValidationError};
-use tokio::sync::broadcast::error::RecvError;
 
-use crate::broker::Topic;
+use crate::broker::{Received, Topic};
 use crate::graphql::error::{invalid, not_found, store};
 use crate::graphql::schema::Services;
 use crate::graphql::types::inputs::MatchFilterInput;
@@ -59,8 +58,8 @@ impl SubscriptionRoot {
                 yield Ok(MatchNode(m));
             }
             loop {
-                match sub.receiver.recv().await {
-                    Ok(change) => {
+                match sub.recv().await {
+                    Received::Change(change) => {
                         if let Change::Match(m) = &*change {
                             if m.version > last {
                                 last = m.version;
@@ -68,7 +67,7 @@ impl SubscriptionRoot {
                             }
                         }
                     }
-                    Err(RecvError::Lagged(_)) => match services.store.match_by_id(&id).await {
+                    Received::Gap => match services.store.match_by_id(&id).await {
                         Ok(Some(m)) if m.version > last => {
                             last = m.version;
                             yield Ok(MatchNode(m));
@@ -79,7 +78,7 @@ impl SubscriptionRoot {
                             break;
                         }
                     },
-                    Err(RecvError::Closed) => break,
+                    Received::Closed => break,
                 }
             }
         })
@@ -100,15 +99,15 @@ impl SubscriptionRoot {
             // match's versions strictly rise and a match leaving the filter is sent once.
             let mut sent: HashMap<MatchId, (u64, bool)> = HashMap::new();
             loop {
-                match sub.receiver.recv().await {
-                    Ok(change) => {
+                match sub.recv().await {
+                    Received::Change(change) => {
                         if let Change::Match(m) = &*change {
                             if should_send(&mut sent, m, filter.admits(m)) {
                                 yield Ok(MatchNode((**m).clone()));
                             }
                         }
                     }
-                    Err(RecvError::Lagged(_)) => match resync(&services, &filter, &sent).await {
+                    Received::Gap => match resync(&services, &filter, &sent).await {
                         Ok(matches) => {
                             for m in matches {
                                 if should_send(&mut sent, &m, filter.admits(&m)) {
@@ -121,7 +120,7 @@ impl SubscriptionRoot {
                             break;
                         }
                     },
-                    Err(RecvError::Closed) => break,
+                    Received::Closed => break,
                 }
             }
         })
@@ -169,8 +168,8 @@ impl SubscriptionRoot {
                 }
             }
             loop {
-                let upto = match sub.receiver.recv().await {
-                    Ok(change) => match &*change {
+                let upto = match sub.recv().await {
+                    Received::Change(change) => match &*change {
                         Change::Event(e) if e.seq == last + 1 => {
                             last = e.seq;
                             yield Ok(MatchEventNode(e.clone()));
@@ -181,8 +180,8 @@ impl SubscriptionRoot {
                         Change::Match(m) if m.last_seq > last => m.last_seq,
                         _ => continue,
                     },
-                    Err(RecvError::Lagged(_)) => u32::MAX,
-                    Err(RecvError::Closed) => break,
+                    Received::Gap => u32::MAX,
+                    Received::Closed => break,
                 };
                 // A gap: the store has every event that was published, so read it from there.
                 match fill(&services, &id, last, upto).await {

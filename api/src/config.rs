@@ -169,6 +169,10 @@ pub struct Config {
     /// Seconds between keep-alives on WebSocket connections (pings or `ka`).
     #[arg(long, env = "WS_KEEPALIVE_SECS", default_value_t = 15)]
     pub ws_keepalive_secs: u64,
+    /// Seconds a WebSocket connection may stay silent (no message, no pong) before it is
+    /// closed; keep it above twice the keep-alive interval.
+    #[arg(long, env = "WS_IDLE_TIMEOUT_SECS", default_value_t = 45)]
+    pub ws_idle_timeout_secs: u64,
     /// Seconds to let connections finish after SIGTERM before exiting.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
@@ -211,5 +215,9 @@ impl Config {
 
     pub fn ws_keepalive(&self) -> Duration {
         Duration::from_secs(self.ws_keepalive_secs)
+    }
+
+    pub fn ws_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.ws_idle_timeout_secs)
     }
 }

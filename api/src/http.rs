@@ -19,6 +19,11 @@ use crate::graphql::guard::HttpGet;
 use crate::startup::AppState;
 use crate::ws::{self, Protocol, WsContext};
 
+/// Initial read buffer of a WebSocket connection; it grows for a larger message.
+const WS_READ_BUFFER: usize = 1024;
+/// Bytes buffered before a write goes to the socket (a flush writes them anyway).
+const WS_WRITE_BUFFER: usize = 16 * 1024;
+
 fn graphql_error(status: StatusCode, message: impl Into<String>, code: &str) -> Response {
     let body = json!({"errors": [{"message": message.into(), "extensions": {"code": code}}]});
     (status, Json(body)).into_response()
@@ -114,10 +119,17 @@ pub async fn graphql_get(
             schema: state.schema.clone(),
             auth: state.auth.clone(),
             settings: state.ws.clone(),
+            fanout: state.fanout.clone(),
+            metrics: state.metrics.clone(),
             shutdown: state.shutdown.clone(),
         };
+        // Client messages are small and server frames are written as they come, so the
+        // buffers stay small: tungstenite's 128 KiB defaults would cost 128 KiB of memory per
+        // connection (its read buffer is zero-filled to capacity on every read).
         return upgrade
             .protocols([protocol.name()])
+            .read_buffer_size(WS_READ_BUFFER)
+            .write_buffer_size(WS_WRITE_BUFFER)
             .max_message_size(state.max_body_bytes)
             .max_frame_size(state.max_body_bytes)
             .on_upgrade(move |socket| ws::serve(socket, protocol, principal, ctx));
@@ -150,6 +162,15 @@ pub async fn graphiql() -> Html<String> {
 
 pub async fn healthz() -> &'static str {
     "ok"
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Ready when the store and the broker answer.

@@ -21,8 +21,10 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{Authenticator, Role};
 use crate::broker::{Broker, MemoryBroker};
 use crate::config::{BrokerKind, Config, StoreKind, StreamStart};
+use crate::fanout::Fanout;
 use crate::graphql::schema::Services;
 use crate::graphql::{build_schema, SchemaLimits, ScorelineSchema};
+use crate::metrics::Metrics;
 use crate::pipeline::{spawn_embedded, Intake};
 use crate::store::{DynamoStore, MemoryStore};
 use crate::ws::WsSettings;
@@ -39,6 +41,8 @@ pub struct AppState {
     pub auth: Authenticator,
     pub publish_secret: Option<String>,
     pub ws: WsSettings,
+    pub fanout: Arc<Fanout>,
+    pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
     pub max_publish_body_bytes: usize,
     pub shutdown: watch::Receiver<bool>,
@@ -48,7 +52,8 @@ pub fn router(state: AppState, graphiql: bool) -> Router {
     let mut public = Router::new()
         .route("/graphql", get(http::graphql_get).post(http::graphql_post))
         .route("/healthz", get(http::healthz))
-        .route("/readyz", get(http::readyz));
+        .route("/readyz", get(http::readyz))
+        .route("/metrics", get(http::metrics));
     if graphiql {
         public = public.route("/", get(http::graphiql));
     }
@@ -134,6 +139,8 @@ impl Application {
         }
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let metrics = Arc::new(Metrics::default());
+        let fanout = Arc::new(Fanout::new(schema.clone(), metrics.clone()));
         let state = AppState {
             schema,
             store,
@@ -144,8 +151,11 @@ impl Application {
             ws: WsSettings {
                 init_timeout: config.ws_init_timeout(),
                 keepalive: config.ws_keepalive(),
+                idle_timeout: config.ws_idle_timeout(),
                 max_subscriptions: config.max_subscriptions_per_connection,
             },
+            fanout,
+            metrics,
             max_body_bytes: config.max_body_bytes,
             max_publish_body_bytes: config.max_publish_body_bytes,
             shutdown: shutdown_rx,

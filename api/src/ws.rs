@@ -11,26 +11,41 @@
 //! A token from `connection_init` is checked again before each operation, so a long-lived
 //! connection stops authorizing mutations once its token expires.
 //!
-//! Each operation runs in its own task and writes into the connection's bounded outbox; a
-//! client that stops reading makes its operations wait, and their broker subscriptions then
-//! lag and resynchronise from the store instead of queueing without bound.
+//! Liveness is the server's job: every keep-alive interval it sends a protocol keep-alive
+//! (`ping` or `ka`) and a WebSocket ping, and a connection from which nothing at all arrives
+//! (no message, no pong) for the idle timeout is closed with 1001, so dead mobile connections
+//! free their memory in bounded time.
+//!
+//! Frames go through the connection's [`Outbox`], which a writer task drains. Subscriptions
+//! that can share an execution join a [`crate::fanout::Group`]; others (queries and mutations
+//! over WebSocket, subscriptions with literal resume arguments) run in a task of their own that
+//! waits for room in the outbox. `docs/subscriptions.md` describes the policy for slow clients.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{Request, Response};
+use async_graphql::Request;
+use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use crate::auth::{token_from_init_payload, Authenticator, Principal};
+use crate::fanout::{
+    self, complete_frame, is_request_error, json_frame, next_type, Entry, Fanout, MemberSpec,
+    Membership, Outbox, Pushed,
+};
 use crate::graphql::error::{TOO_MANY_SUBSCRIPTIONS, UNAUTHENTICATED};
 use crate::graphql::ScorelineSchema;
+use crate::metrics::Metrics;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Protocol {
     /// `graphql-transport-ws`
     GraphqlTransportWs,
@@ -66,6 +81,8 @@ impl Protocol {
 pub struct WsSettings {
     pub init_timeout: Duration,
     pub keepalive: Duration,
+    /// A connection from which nothing arrives for this long is closed.
+    pub idle_timeout: Duration,
     pub max_subscriptions: usize,
 }
 
@@ -75,12 +92,17 @@ pub struct WsContext {
     pub schema: ScorelineSchema,
     pub auth: Authenticator,
     pub settings: WsSettings,
+    pub fanout: Arc<Fanout>,
+    pub metrics: Arc<Metrics>,
     /// Flips to true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// Frames waiting for the socket, per connection; operations wait when it is full.
-const OUTBOX: usize = 256;
+/// A close without a status code: how the server ends a connection the client ended.
+const NO_STATUS: u16 = 1005;
+
+/// How long a closing connection may take to send its close frame before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Deserialize)]
 struct ClientMessage {
@@ -90,13 +112,37 @@ struct ClientMessage {
     payload: Option<Value>,
 }
 
-enum Out {
-    Text(String),
-    Close(u16, &'static str),
-}
-
-fn close(code: u16, reason: &'static str) -> Out {
-    Out::Close(code, reason)
+/// Writes what the outbox holds, batching the frames queued meanwhile into one flush.
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>) {
+    let mut batch = Vec::new();
+    loop {
+        outbox.next_batch(&mut batch).await;
+        for entry in batch.drain(..) {
+            let message = match entry {
+                Entry::Frame(frame) | Entry::Op { frame, .. } => Message::Text(frame),
+                Entry::Ping => Message::Ping(Bytes::new()),
+                Entry::Close(code, reason) => {
+                    // 1005 ("no status") is never sent as a code: it is a close frame without one.
+                    let frame = (code != NO_STATUS).then(|| CloseFrame {
+                        code,
+                        reason: Utf8Bytes::from_static(reason),
+                    });
+                    let _ = sink.send(Message::Close(frame)).await;
+                    return;
+                }
+            };
+            if sink.feed(message).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+        if batch.capacity() > 64 {
+            // A burst is over: an idle connection keeps no large buffer.
+            batch = Vec::new();
+        }
+    }
 }
 
 /// Serves one upgraded connection until either side closes it.
@@ -106,40 +152,15 @@ pub async fn serve(
     upgrade_principal: Option<Principal>,
     ctx: WsContext,
 ) {
-    let (mut sink, mut stream) = socket.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Out>(OUTBOX);
-
-    let writer = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(64);
-        'outer: while out_rx.recv_many(&mut batch, 64).await > 0 {
-            for out in batch.drain(..) {
-                let result = match out {
-                    Out::Text(text) => sink.feed(Message::Text(Utf8Bytes::from(text))).await,
-                    Out::Close(code, reason) => {
-                        let _ = sink
-                            .send(Message::Close(Some(CloseFrame {
-                                code,
-                                reason: Utf8Bytes::from_static(reason),
-                            })))
-                            .await;
-                        break 'outer;
-                    }
-                };
-                if result.is_err() {
-                    break 'outer;
-                }
-            }
-            if sink.flush().await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    Metrics::add(&ctx.metrics.ws_connections, 1);
+    let (sink, mut stream) = socket.split();
+    let outbox = Arc::new(Outbox::default());
+    let mut writer = tokio::spawn(write_loop(sink, outbox.clone()));
 
     let mut conn = Connection {
         protocol,
         ctx: ctx.clone(),
-        out: out_tx.clone(),
+        outbox: outbox.clone(),
         principal: upgrade_principal,
         init_token: None,
         acknowledged: false,
@@ -150,20 +171,25 @@ pub async fn serve(
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, u64)>();
     let init_deadline = tokio::time::sleep(ctx.settings.init_timeout);
     tokio::pin!(init_deadline);
+    let idle = tokio::time::sleep(ctx.settings.idle_timeout);
+    tokio::pin!(idle);
     let mut keepalive = tokio::time::interval(ctx.settings.keepalive);
     keepalive.tick().await;
     let mut shutdown = ctx.shutdown.clone();
+    let mut writer_ended = false;
 
     loop {
         tokio::select! {
             incoming = stream.next() => {
                 let Some(Ok(message)) = incoming else { break };
+                // Anything from the client, a pong included, proves it alive.
+                idle.as_mut().reset(Instant::now() + ctx.settings.idle_timeout);
                 let text = match message {
                     Message::Text(text) => text,
                     Message::Close(_) => break,
                     Message::Ping(_) | Message::Pong(_) => continue,
                     Message::Binary(_) => {
-                        let _ = out_tx.send(close(4400, "binary messages are not supported")).await;
+                        outbox.close(4400, "binary messages are not supported");
                         break;
                     }
                 };
@@ -177,37 +203,69 @@ pub async fn serve(
                 }
             }
             () = &mut init_deadline, if !conn.init_received => {
-                let _ = out_tx.send(close(4408, "Connection initialisation timeout")).await;
+                outbox.close(4408, "Connection initialisation timeout");
+                break;
+            }
+            () = &mut idle => {
+                Metrics::inc(&ctx.metrics.idle_closes);
+                outbox.close(1001, "no answer to pings");
                 break;
             }
             _ = keepalive.tick(), if conn.acknowledged => {
                 let frame = match protocol {
-                    Protocol::GraphqlTransportWs => json!({"type": "ping"}),
-                    Protocol::LegacyGraphqlWs => json!({"type": "ka"}),
+                    Protocol::GraphqlTransportWs => "{\"type\":\"ping\"}",
+                    Protocol::LegacyGraphqlWs => "{\"type\":\"ka\"}",
                 };
-                if out_tx.try_send(Out::Text(frame.to_string())).is_err() {
-                    // The outbox is full: the client is not reading; a keep-alive can wait.
-                }
+                // Clients answer a WebSocket ping in their WebSocket stack even when their
+                // GraphQL client ignores keep-alives (legacy clients never answer `ka`).
+                outbox.push_frame(Utf8Bytes::from_static(frame));
+                outbox.push_ping();
             }
             Some((id, generation)) = done_rx.recv() => conn.reap(&id, generation),
+            () = outbox.closed() => break,
+            _ = &mut writer => {
+                writer_ended = true;
+                break;
+            }
             _ = shutdown.changed() => {
-                let _ = out_tx.send(close(1001, "server shutting down")).await;
+                outbox.close(1001, "server shutting down");
                 break;
             }
         }
     }
-    for (_, (_, handle)) in conn.operations.drain() {
-        handle.abort();
-    }
-    drop(out_tx);
+    conn.stop_all();
     drop(conn);
-    let _ = writer.await;
+    if !writer_ended {
+        outbox.close(NO_STATUS, "");
+        if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+            .await
+            .is_err()
+        {
+            // The client does not read: drop the socket without the close frame.
+            writer.abort();
+        }
+    }
+    Metrics::add(&ctx.metrics.ws_connections, -1);
+}
+
+/// How an operation runs.
+enum Running {
+    /// In a shared execution.
+    Shared(Membership),
+    /// In a task of its own.
+    Task(AbortHandle),
+}
+
+struct Operation {
+    generation: u64,
+    running: Running,
+    subscription: bool,
 }
 
 struct Connection {
     protocol: Protocol,
     ctx: WsContext,
-    out: mpsc::Sender<Out>,
+    outbox: Arc<Outbox>,
     principal: Option<Principal>,
     /// The `connection_init` credential the principal came from, checked again before every
     /// operation: a connection outlives its token, and an expired token must not keep
@@ -215,9 +273,9 @@ struct Connection {
     init_token: Option<String>,
     acknowledged: bool,
     init_received: bool,
-    /// Running operations by client id, with a generation so a finished task never removes a
-    /// newer operation that reused its id.
-    operations: HashMap<String, (u64, AbortHandle)>,
+    /// Running operations by client id, with a generation so a finished operation never
+    /// removes a newer one that reused its id.
+    operations: HashMap<String, Operation>,
     generation: u64,
 }
 
@@ -231,26 +289,44 @@ impl Connection {
         if self
             .operations
             .get(id)
-            .is_some_and(|(g, _)| *g == generation)
+            .is_some_and(|op| op.generation == generation)
         {
-            self.operations.remove(id);
+            if let Some(op) = self.operations.remove(id) {
+                self.stop(op);
+            }
         }
     }
 
-    async fn send(&self, value: Value) {
-        let _ = self.out.send(Out::Text(value.to_string())).await;
+    /// Stops an operation (a no-op for one that already ended).
+    fn stop(&self, op: Operation) {
+        match op.running {
+            Running::Shared(membership) => self.ctx.fanout.leave(membership),
+            Running::Task(handle) => handle.abort(),
+        }
+        if op.subscription {
+            Metrics::add(&self.ctx.metrics.subscriptions, -1);
+        }
     }
 
-    async fn close(&self, code: u16, reason: &'static str) -> Flow {
-        let _ = self.out.send(close(code, reason)).await;
+    fn stop_all(&mut self) {
+        let operations: Vec<Operation> = self.operations.drain().map(|(_, op)| op).collect();
+        for op in operations {
+            self.stop(op);
+        }
+    }
+
+    fn send(&self, value: Value) {
+        self.outbox.push_frame(Utf8Bytes::from(value.to_string()));
+    }
+
+    fn close(&self, code: u16, reason: &'static str) -> Flow {
+        self.outbox.close(code, reason);
         BREAK
     }
 
     async fn handle(&mut self, text: &str, done: &mpsc::UnboundedSender<(String, u64)>) -> Flow {
         let Ok(message) = serde_json::from_str::<ClientMessage>(text) else {
-            return self
-                .close(4400, "Invalid message: not a JSON object with a type")
-                .await;
+            return self.close(4400, "Invalid message: not a JSON object with a type");
         };
         let legacy = self.protocol == Protocol::LegacyGraphqlWs;
         match (message.kind.as_str(), legacy) {
@@ -260,31 +336,27 @@ impl Connection {
                 if let Some(p) = message.payload {
                     pong["payload"] = p;
                 }
-                self.send(pong).await;
+                self.send(pong);
                 CONTINUE
             }
             ("pong", false) => CONTINUE,
             ("subscribe", false) | ("start", true) => {
                 let Some(id) = message.id.filter(|id| !id.is_empty()) else {
-                    return self
-                        .close(4400, "Invalid message: an operation needs an id")
-                        .await;
+                    return self.close(4400, "Invalid message: an operation needs an id");
                 };
                 let Some(payload) = message.payload else {
-                    return self
-                        .close(4400, "Invalid message: an operation needs a payload")
-                        .await;
+                    return self.close(4400, "Invalid message: an operation needs a payload");
                 };
                 self.start(id, payload, done).await
             }
             ("complete", false) | ("stop", true) => {
-                if let Some((_, handle)) = message.id.and_then(|id| self.operations.remove(&id)) {
-                    handle.abort();
+                if let Some(op) = message.id.and_then(|id| self.operations.remove(&id)) {
+                    self.stop(op);
                 }
                 CONTINUE
             }
             ("connection_terminate", true) => BREAK,
-            _ => self.close(4400, "Invalid message: unknown type").await,
+            _ => self.close(4400, "Invalid message: unknown type"),
         }
     }
 
@@ -293,7 +365,7 @@ impl Connection {
             if self.protocol == Protocol::LegacyGraphqlWs {
                 return CONTINUE;
             }
-            return self.close(4429, "Too many initialisation requests").await;
+            return self.close(4429, "Too many initialisation requests");
         }
         self.init_received = true;
         let token = payload.as_ref().and_then(token_from_init_payload);
@@ -305,24 +377,20 @@ impl Connection {
                 }
                 Err(error) => {
                     tracing::info!(%error, "websocket connection_init refused");
-                    return match self.protocol {
-                        Protocol::GraphqlTransportWs => self.close(4403, "Forbidden").await,
-                        Protocol::LegacyGraphqlWs => {
-                            self.send(json!({
-                                "type": "connection_error",
-                                "payload": {"message": error.to_string(), "extensions": {"code": UNAUTHENTICATED}},
-                            }))
-                            .await;
-                            self.close(4403, "Forbidden").await
-                        }
-                    };
+                    if self.protocol == Protocol::LegacyGraphqlWs {
+                        self.send(json!({
+                            "type": "connection_error",
+                            "payload": {"message": error.to_string(), "extensions": {"code": UNAUTHENTICATED}},
+                        }));
+                    }
+                    return self.close(4403, "Forbidden");
                 }
             }
         }
         self.acknowledged = true;
-        self.send(json!({"type": "connection_ack"})).await;
+        self.send(json!({"type": "connection_ack"}));
         if self.protocol == Protocol::LegacyGraphqlWs {
-            self.send(json!({"type": "ka"})).await;
+            self.send(json!({"type": "ka"}));
         }
         CONTINUE
     }
@@ -334,19 +402,17 @@ impl Connection {
         done: &mpsc::UnboundedSender<(String, u64)>,
     ) -> Flow {
         if !self.acknowledged {
-            return self.close(4401, "Unauthorized").await;
+            return self.close(4401, "Unauthorized");
         }
         if self.operations.contains_key(&id) {
             match self.protocol {
                 Protocol::GraphqlTransportWs => {
-                    return self
-                        .close(4409, "Subscriber for this id already exists")
-                        .await;
+                    return self.close(4409, "Subscriber for this id already exists");
                 }
                 // subscriptions-transport-ws replaces an operation that reuses an id.
                 Protocol::LegacyGraphqlWs => {
-                    if let Some((_, handle)) = self.operations.remove(&id) {
-                        handle.abort();
+                    if let Some(op) = self.operations.remove(&id) {
+                        self.stop(op);
                     }
                 }
             }
@@ -354,12 +420,10 @@ impl Connection {
         let request: Request = match serde_json::from_value(payload) {
             Ok(r) => r,
             Err(_) => {
-                return self
-                    .close(
-                        4400,
-                        "Invalid message: the payload is not a GraphQL request",
-                    )
-                    .await
+                return self.close(
+                    4400,
+                    "Invalid message: the payload is not a GraphQL request",
+                )
             }
         };
         if let Some(token) = &self.init_token {
@@ -370,8 +434,7 @@ impl Connection {
                     "message": error.to_string(),
                     "extensions": {"code": UNAUTHENTICATED},
                 }]);
-                self.send(json!({"type": "error", "id": id, "payload": errors}))
-                    .await;
+                self.send(json!({"type": "error", "id": id, "payload": errors}));
                 return CONTINUE;
             }
         }
@@ -383,70 +446,104 @@ impl Connection {
                 ),
                 "extensions": {"code": TOO_MANY_SUBSCRIPTIONS},
             }]);
-            self.send(json!({"type": "error", "id": id, "payload": errors}))
-                .await;
+            self.send(json!({"type": "error", "id": id, "payload": errors}));
             return CONTINUE;
-        }
-        let mut request = request;
-        if let Some(p) = &self.principal {
-            request = request.data(p.clone());
         }
         self.generation += 1;
         let generation = self.generation;
-        let task = tokio::spawn(run_operation(
-            self.ctx.schema.clone(),
-            request,
-            id.clone(),
-            self.protocol,
-            self.out.clone(),
-            done.clone(),
-            generation,
-        ));
-        self.operations
-            .insert(id, (generation, task.abort_handle()));
+        let analysis = fanout::analyze(&request);
+        let subscription = analysis.is_some();
+        if subscription {
+            Metrics::add(&self.ctx.metrics.subscriptions, 1);
+        }
+        let running = match analysis {
+            Some(analysis) if analysis.shareable => Running::Shared(self.ctx.fanout.join(
+                request,
+                &analysis,
+                self.principal.clone(),
+                MemberSpec {
+                    outbox: self.outbox.clone(),
+                    protocol: self.protocol,
+                    id: id.clone(),
+                    op: generation,
+                    done: done.clone(),
+                },
+            )),
+            _ => {
+                let mut request = request;
+                if let Some(p) = &self.principal {
+                    request = request.data(p.clone());
+                }
+                let task = tokio::spawn(run_operation(
+                    self.ctx.clone(),
+                    request,
+                    id.clone(),
+                    self.protocol,
+                    self.outbox.clone(),
+                    done.clone(),
+                    generation,
+                    subscription,
+                ));
+                Running::Task(task.abort_handle())
+            }
+        };
+        self.operations.insert(
+            id,
+            Operation {
+                generation,
+                running,
+                subscription,
+            },
+        );
         CONTINUE
     }
 }
 
+/// Runs an operation that shares no execution: queries and mutations over WebSocket, and
+/// subscriptions whose text carries their resume arguments. It waits while its queue is full;
+/// a subscription that lags meanwhile catches up from the store.
+#[allow(clippy::too_many_arguments)]
 async fn run_operation(
-    schema: ScorelineSchema,
+    ctx: WsContext,
     request: Request,
     id: String,
     protocol: Protocol,
-    out: mpsc::Sender<Out>,
+    outbox: Arc<Outbox>,
     done: mpsc::UnboundedSender<(String, u64)>,
     generation: u64,
+    subscription: bool,
 ) {
-    let mut responses = schema.execute_stream(request);
+    let mut responses = ctx.schema.execute_stream(request);
     let mut first = true;
-    let next_type = match protocol {
-        Protocol::GraphqlTransportWs => "next",
-        Protocol::LegacyGraphqlWs => "data",
-    };
     let mut last = None;
     while let Some(response) = responses.next().await {
         if first && is_request_error(&response) {
             // Refused before anything ran (parse, validation, NOT_FOUND): the operation ends
             // with `error` and no `complete`.
-            last = Some(json!({"type": "error", "id": id, "payload": response.errors}));
+            let errors = serde_json::to_string(&response.errors).unwrap_or_default();
+            last = Some(json_frame("error", &id, &errors));
             break;
         }
         first = false;
-        let frame = json!({"type": next_type, "id": id, "payload": response});
-        if out.send(Out::Text(frame.to_string())).await.is_err() {
+        if subscription {
+            Metrics::inc(&ctx.metrics.subscription_executions);
+        }
+        let payload = serde_json::to_string(&response).unwrap_or_default();
+        let frame = json_frame(next_type(protocol), &id, &payload);
+        if outbox
+            .push_op_waiting(generation, frame, &ctx.metrics)
+            .await
+            == Pushed::Closed
+        {
             return;
         }
     }
-    let last = last.unwrap_or_else(|| json!({"type": "complete", "id": id}));
+    let last = last.unwrap_or_else(|| complete_frame(protocol, &id));
     // The connection forgets the operation before the client can see that it ended, so the
     // client may reuse its id (or its slot) right after the last frame without a spurious 4409
     // or TOO_MANY_SUBSCRIPTIONS.
     let _ = done.send((id, generation));
-    let _ = out.send(Out::Text(last.to_string())).await;
-}
-
-fn is_request_error(response: &Response) -> bool {
-    !response.errors.is_empty() && matches!(response.data, async_graphql::Value::Null)
+    outbox.push_frame(last);
 }
 
 #[cfg(test)]

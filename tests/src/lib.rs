@@ -401,6 +401,44 @@ impl WsClient {
 }
 
 impl WsClient {
+    /// The next protocol message (keep-alives skipped), or how the server closed the
+    /// connection.
+    pub async fn recv_or_closed(&mut self) -> Result<Value, Closed> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("a message or a close arrives in time");
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(text.as_str()).expect("JSON frames");
+                    match value["type"].as_str() {
+                        Some("ka") => continue,
+                        Some("ping") if self.answer_pings => {
+                            self.send(json!({"type": "pong"})).await;
+                            continue;
+                        }
+                        _ => return Ok(value),
+                    }
+                }
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Err(Closed {
+                        code: u16::from(frame.code),
+                        reason: frame.reason.to_string(),
+                    })
+                }
+                Some(Ok(Message::Close(None))) => {
+                    return Err(Closed {
+                        code: u16::from(CloseCode::Status),
+                        reason: String::new(),
+                    })
+                }
+                None | Some(Err(_)) => panic!("the connection ended without a close frame"),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
     /// The next text frame exactly as the server sent it, keep-alives (`ka`, `ping`) included
     /// and nothing answered; `Err(())` on timeout, `Ok(None)` when the connection closed.
     pub async fn recv_frame_within(&mut self, wait: Duration) -> Result<Option<Value>, ()> {

@@ -645,14 +645,15 @@ async fn a_slow_match_updated_subscriber_is_conflated_to_the_final_state_and_sta
 }
 
 #[tokio::test]
-async fn a_slow_match_events_subscriber_still_gets_every_event_without_a_gap() {
+async fn a_slow_match_events_subscriber_is_closed_with_1013_and_resumes_with_after_seq() {
     const EVENTS: usize = 1_500;
     let app = TestApp::spawn().await;
     let seed = app.live_match("SOCCER").await;
     let id = seed.match_id.as_str();
     let description = "x".repeat(500);
 
-    // ~20 KB a frame, so a client that does not read falls behind the broker's queue.
+    // ~20 KB a frame: 1,500 of them are far more than the socket buffers hold, so a client
+    // that does not read overflows its subscription's queue.
     let aliases: String = (0..40).map(|i| format!("d{i}: description ")).collect();
     let query = format!(
         "subscription($id: ID!, $after: Int) {{ matchEvents(matchId: $id, afterSeq: $after) {{ seq type {aliases} }} }}"
@@ -663,24 +664,47 @@ async fn a_slow_match_events_subscriber_still_gets_every_event_without_a_gap() {
     let first = ws.next_data("slow").await;
     assert_eq!(first["matchEvents"]["seq"], 1);
 
+    // The client reads nothing while every event is recorded.
     record_notes(&app, id, EVENTS, &description).await;
     let last_seq = 1 + EVENTS as i64;
 
+    // What was written before the overflow arrives in order, then the documented close.
+    let mut seen = 1;
+    let closed = loop {
+        match ws.recv_or_closed().await {
+            Ok(msg) => {
+                assert_eq!(msg["type"], "next", "{msg}");
+                let data = &msg["payload"]["data"];
+                assert_eq!(seq(data), seen + 1, "no gap, no repeat before the close");
+                assert_eq!(data["matchEvents"]["d39"], description.as_str());
+                seen += 1;
+            }
+            Err(closed) => break closed,
+        }
+    };
+    assert_eq!(closed.code, 1013, "{closed:?}");
+    assert!(closed.reason.contains("afterSeq"), "{closed:?}");
+    assert!(
+        seen < last_seq,
+        "the client fell behind before the end ({seen})"
+    );
+
+    // Resuming with afterSeq on a new connection delivers the rest without a gap, then live.
+    let mut ws = WsClient::connected(&app, TRANSPORT_WS, None).await;
+    ws.subscribe("again", &query, json!({"id": id, "after": seen}))
+        .await;
     tokio::time::timeout(Duration::from_secs(120), async {
-        for expected in 2..=last_seq {
-            let data = ws.next_data("slow").await;
+        for expected in seen + 1..=last_seq {
+            let data = ws.next_data("again").await;
             assert_eq!(seq(&data), expected, "no gap, no repeat");
             assert_eq!(data["matchEvents"]["type"], "NOTE");
-            assert_eq!(data["matchEvents"]["d39"], description.as_str());
         }
     })
     .await
-    .expect("the slow subscriber catches up in bounded time");
+    .expect("the resumed subscriber catches up in bounded time");
     assert_silent(&mut ws).await;
-
-    // Still live.
     app.record(id, "GOAL", "HOME").await;
-    let data = ws.next_data("slow").await;
+    let data = ws.next_data("again").await;
     assert_eq!(seq(&data), last_seq + 1);
     assert_eq!(data["matchEvents"]["type"], "GOAL");
 }

@@ -4,6 +4,10 @@
 //! on event subscriptions. A subscriber that falls behind its bounded queue resynchronises from
 //! the store: state subscriptions skip to the newest state (conflation), event subscriptions
 //! fetch the missing range.
+//!
+//! Each item's position (`version` or `seq`) goes to the execution's [`PositionTap`], and a
+//! [`ReplayOnly`] execution ends after its resume part: that is how shared executions (see
+//! `crate::fanout`) serve resume arguments per subscriber.
 
 use std::collections::HashMap;
 
@@ -13,6 +17,7 @@ use scoreline_core::store::{MatchFilter, PageRequest, MAX_PAGE_SIZE};
 use scoreline_core::{Change, MatchEvent, MatchId, ValidationError};
 
 use crate::broker::{Received, Topic};
+use crate::fanout::{PositionTap, ReplayOnly};
 use crate::graphql::error::{invalid, not_found, store};
 use crate::graphql::schema::Services;
 use crate::graphql::types::inputs::MatchFilterInput;
@@ -41,6 +46,8 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<MatchNode>>> {
         let id = parse_match_id(id, "id")?;
         let services = ctx.data::<Services>()?.clone();
+        let tap = ctx.data_opt::<PositionTap>().cloned().unwrap_or_default();
+        let replay_only = ctx.data_opt::<ReplayOnly>().is_some();
         let mut sub = services.broker.subscribe(Topic::Match(id.clone()));
         let current = services
             .store
@@ -55,7 +62,11 @@ impl SubscriptionRoot {
         };
         Ok(async_stream::stream! {
             if let Some(m) = first {
+                tap.set(m.version);
                 yield Ok(MatchNode(m));
+            }
+            if replay_only {
+                return;
             }
             loop {
                 match sub.recv().await {
@@ -63,6 +74,7 @@ impl SubscriptionRoot {
                         if let Change::Match(m) = &*change {
                             if m.version > last {
                                 last = m.version;
+                                tap.set(m.version);
                                 yield Ok(MatchNode((**m).clone()));
                             }
                         }
@@ -70,6 +82,7 @@ impl SubscriptionRoot {
                     Received::Gap => match services.store.match_by_id(&id).await {
                         Ok(Some(m)) if m.version > last => {
                             last = m.version;
+                            tap.set(m.version);
                             yield Ok(MatchNode(m));
                         }
                         Ok(_) => {}
@@ -93,6 +106,7 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<MatchNode>>> {
         let filter = filter.unwrap_or_default().parse().map_err(invalid)?;
         let services = ctx.data::<Services>()?.clone();
+        let tap = ctx.data_opt::<PositionTap>().cloned().unwrap_or_default();
         let mut sub = services.broker.subscribe(Topic::All);
         Ok(async_stream::stream! {
             // Per match: the newest version seen and whether the filter admitted it, so each
@@ -103,6 +117,7 @@ impl SubscriptionRoot {
                     Received::Change(change) => {
                         if let Change::Match(m) = &*change {
                             if should_send(&mut sent, m, filter.admits(m)) {
+                                tap.set(m.version);
                                 yield Ok(MatchNode((**m).clone()));
                             }
                         }
@@ -111,6 +126,7 @@ impl SubscriptionRoot {
                         Ok(matches) => {
                             for m in matches {
                                 if should_send(&mut sent, &m, filter.admits(&m)) {
+                                    tap.set(m.version);
                                     yield Ok(MatchNode(m));
                                 }
                             }
@@ -142,6 +158,8 @@ impl SubscriptionRoot {
             )));
         }
         let services = ctx.data::<Services>()?.clone();
+        let tap = ctx.data_opt::<PositionTap>().cloned().unwrap_or_default();
+        let replay_only = ctx.data_opt::<ReplayOnly>().is_some();
         let mut sub = services.broker.subscribe(Topic::Match(id.clone()));
         let current = services
             .store
@@ -159,6 +177,7 @@ impl SubscriptionRoot {
                 Ok(events) => {
                     for e in events {
                         last = e.seq;
+                        tap.set(u64::from(e.seq));
                         yield Ok(MatchEventNode(e));
                     }
                 }
@@ -167,11 +186,15 @@ impl SubscriptionRoot {
                     return;
                 }
             }
+            if replay_only {
+                return;
+            }
             loop {
                 let upto = match sub.recv().await {
                     Received::Change(change) => match &*change {
                         Change::Event(e) if e.seq == last + 1 => {
                             last = e.seq;
+                            tap.set(u64::from(e.seq));
                             yield Ok(MatchEventNode(e.clone()));
                             continue;
                         }
@@ -188,6 +211,7 @@ impl SubscriptionRoot {
                     Ok(events) => {
                         for e in events {
                             last = e.seq;
+                            tap.set(u64::from(e.seq));
                             yield Ok(MatchEventNode(e));
                         }
                     }

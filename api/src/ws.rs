@@ -177,16 +177,24 @@ pub async fn serve(
     keepalive.tick().await;
     let mut shutdown = ctx.shutdown.clone();
     let mut writer_ended = false;
+    // The client ended the connection (close frame, terminate, or the socket went away).
+    let mut client_closed = false;
 
     loop {
         tokio::select! {
             incoming = stream.next() => {
-                let Some(Ok(message)) = incoming else { break };
+                let Some(Ok(message)) = incoming else {
+                    client_closed = true;
+                    break;
+                };
                 // Anything from the client, a pong included, proves it alive.
                 idle.as_mut().reset(Instant::now() + ctx.settings.idle_timeout);
                 let text = match message {
                     Message::Text(text) => text,
-                    Message::Close(_) => break,
+                    Message::Close(_) => {
+                        client_closed = true;
+                        break;
+                    }
                     Message::Ping(_) | Message::Pong(_) => continue,
                     Message::Binary(_) => {
                         outbox.close(4400, "binary messages are not supported");
@@ -244,6 +252,18 @@ pub async fn serve(
             // The client does not read: drop the socket without the close frame.
             writer.abort();
         }
+    }
+    if !client_closed {
+        // The closing handshake: the client answers our close frame with its own (a socket
+        // dropped at once could reset before the client has read the close).
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Some(Ok(message)) = stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
     Metrics::add(&ctx.metrics.ws_connections, -1);
 }

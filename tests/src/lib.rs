@@ -105,6 +105,39 @@ impl TestApp {
         .expect("minting a test token")
     }
 
+    /// The value of a metric on `GET /metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> i64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("the server answers")
+            .text()
+            .await
+            .expect("a text body");
+        text.lines()
+            .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .find_map(|value| value.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until a metric has a value (bounded by `WAIT`).
+    pub async fn wait_for_metric(&self, name: &str, value: i64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let now = self.metric(name).await;
+            if now == value {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} stayed at {now}, expected {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// POSTs a GraphQL request; returns the HTTP status and the JSON body.
     pub async fn post(&self, query: &str, variables: Value, token: Option<&str>) -> (u16, Value) {
         let mut req = self
@@ -401,6 +434,32 @@ impl WsClient {
 }
 
 impl WsClient {
+    /// The next protocol message exactly as sent (keep-alives skipped and answered as `recv`
+    /// does); `None` when the connection closed.
+    pub async fn recv_text(&mut self) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("a message arrives in time");
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(text.as_str()).expect("JSON frames");
+                    match value["type"].as_str() {
+                        Some("ka") => continue,
+                        Some("ping") if self.answer_pings => {
+                            self.send(json!({"type": "pong"})).await;
+                            continue;
+                        }
+                        _ => return Some(text.to_string()),
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
     /// The next protocol message (keep-alives skipped), or how the server closed the
     /// connection.
     pub async fn recv_or_closed(&mut self) -> Result<Value, Closed> {

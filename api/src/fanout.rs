@@ -36,8 +36,9 @@ use crate::ws::Protocol;
 /// Close code for a connection whose event subscription overflowed its queue: 1013 "Try Again
 /// Later", which clients (the graphql-ws reference client included) treat as retryable.
 pub const SLOW_CONSUMER_CLOSE: (u16, &str) = (1013, "slow consumer: resubscribe with afterSeq");
-/// Frames one subscription may have queued before its policy applies.
-pub const SUBSCRIPTION_QUEUE: u32 = 32;
+/// Frames one subscription may have queued before its policy applies: a burst of changes (a
+/// stream-handler batch after an outage) fits, a client that stopped reading does not.
+pub const SUBSCRIPTION_QUEUE: u32 = 256;
 /// Frames a connection may have queued in all; beyond it the client is not reading at all.
 const CONNECTION_QUEUE: usize = 4096;
 /// Shared frames a subscriber buffers while its replay runs.
@@ -73,6 +74,8 @@ struct OutboxInner {
     per_op: Vec<(u64, u32)>,
     /// A close is queued: nothing more is accepted.
     closing: bool,
+    /// The close is for a slow consumer.
+    slow: bool,
 }
 
 /// A connection's outgoing queue, shared by its operations and drained by its writer.
@@ -214,6 +217,7 @@ impl Outbox {
         let (code, reason) = SLOW_CONSUMER_CLOSE;
         inner.queue.push_back(Entry::Close(code, reason));
         inner.closing = true;
+        inner.slow = true;
     }
 
     /// Queues a close after what is already queued; later pushes are refused.
@@ -242,6 +246,11 @@ impl Outbox {
 
     pub fn is_closing(&self) -> bool {
         self.lock().closing
+    }
+
+    /// Whether the connection is being closed for not reading fast enough.
+    pub fn is_slow_close(&self) -> bool {
+        self.lock().slow
     }
 
     /// Moves what is queued into `batch`, waiting until there is something.

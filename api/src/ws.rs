@@ -245,10 +245,14 @@ pub async fn serve(
     drop(conn);
     if !writer_ended {
         outbox.close(NO_STATUS, "");
-        if tokio::time::timeout(CLOSE_GRACE, &mut writer)
-            .await
-            .is_err()
-        {
+        // A slow consumer gets until the idle timeout to read what was written before its
+        // close, then the close itself (it may just have been busy); others get a short grace.
+        let grace = if outbox.is_slow_close() {
+            ctx.settings.idle_timeout
+        } else {
+            CLOSE_GRACE
+        };
+        if tokio::time::timeout(grace, &mut writer).await.is_err() {
             // The client does not read: drop the socket without the close frame.
             writer.abort();
         }

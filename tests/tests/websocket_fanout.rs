@@ -221,7 +221,11 @@ async fn clients_that_answer_pings_stay_connected_past_the_idle_timeout() {
     let mut legacy = WsClient::connected(&app, LEGACY_WS, None).await;
     let wait = Duration::from_secs(2 * IDLE_SECS + 1);
     let (a, b) = tokio::join!(modern.recv_within(wait), legacy.recv_within(wait));
-    assert_eq!(a, Err(()), "graphql-transport-ws: only keep-alives, no close");
+    assert_eq!(
+        a,
+        Err(()),
+        "graphql-transport-ws: only keep-alives, no close"
+    );
     assert_eq!(b, Err(()), "graphql-ws: only keep-alives, no close");
     assert_eq!(app.metric("scoreline_ws_connections").await, 2);
     assert_eq!(app.metric("scoreline_ws_idle_closes_total").await, 0);

@@ -938,12 +938,12 @@ mod tests {
     fn a_state_subscription_that_falls_behind_keeps_its_newest_state() {
         let outbox = Outbox::default();
         let metrics = Metrics::default();
-        for v in 1..=100 {
+        for v in 1..=1000 {
             outbox.push_op(7, Policy::Conflate, text(&format!("v{v}")), &metrics);
         }
         let frames = drain(&outbox);
         assert_eq!(frames.len(), SUBSCRIPTION_QUEUE as usize);
-        assert_eq!(frames.last().unwrap(), "v100");
+        assert_eq!(frames.last().unwrap(), "v1000");
         assert_eq!(frames[0], "v1");
         let numbers: Vec<u32> = frames.iter().map(|f| f[1..].parse().unwrap()).collect();
         assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");

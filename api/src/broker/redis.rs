@@ -14,9 +14,10 @@
 //! - Faults: the task PINGs the connection; when it breaks, `check()` fails (readiness 503) and
 //!   the task reconnects with exponential backoff and full jitter, resubscribes, then sends
 //!   [`Delivery::Gap`] to every local topic so subscribers catch up from the store.
-//! - A match channel newly subscribed also gets a `Gap` once Redis confirms: a subscription
-//!   starts locally before Redis knows of it, and a change published in between is read from
-//!   the store instead.
+//! - A channel (or the pattern) newly subscribed also gets a `Gap` once Redis confirms: a
+//!   subscription starts locally before Redis knows of it, and a change published in between
+//!   is read from the store instead. For `matchesUpdated` this means the first subscriber of
+//!   an instance is sent the current state of the matches its filter admits.
 //! - A payload of an unknown format version (a newer release during a rolling deploy) is
 //!   logged, counted, and becomes a `Gap` for its topic.
 
@@ -331,14 +332,16 @@ async fn serve(
         .map_err(failed(false))?;
     shared.up.store(true, Ordering::Release);
     if reconnected {
+        // Anything published while the connection was down is lost to this instance; every
+        // topic was subscribed anew above, so each got its `Gap`.
         tracing::info!("reconnected to Redis; subscribers catch up from the store");
-        // Anything published while the connection was down is lost to this instance. The
-        // match topics got their `Gap` from `reconcile` (all of them were subscribed anew).
-        let _ = shared.all.send(Delivery::Gap);
     } else {
         tracing::info!("connected to Redis");
     }
-    let mut ping = tokio::time::interval(config.ping_interval);
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + config.ping_interval,
+        config.ping_interval,
+    );
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -350,7 +353,7 @@ async fn serve(
                 subscribed.reconcile(&mut sink, shared, config.timeout).await.map_err(failed(true))?;
             }
             _ = ping.tick() => {
-                match tokio::time::timeout(config.timeout, sink.ping::<String>()).await {
+                match tokio::time::timeout(config.timeout, sink.ping::<redis::Value>()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Err(Lost { error: format!("PING failed: {e}"), connected: true }),
                     Err(_) => return Err(Lost { error: format!("no PONG within {:?}", config.timeout), connected: true }),
@@ -369,7 +372,8 @@ struct Subscribed {
 
 impl Subscribed {
     /// Subscribes to what local subscribers need and releases the rest. A newly subscribed
-    /// match channel gets a `Gap`: its local subscribers may have started before Redis knew.
+    /// channel or pattern gets a `Gap`: its local subscribers may have started before Redis
+    /// knew, and after a reconnect everything is subscribed anew.
     async fn reconcile(
         &mut self,
         sink: &mut PubSubSink,
@@ -407,6 +411,8 @@ impl Subscribed {
                     .await
                     .map_err(within("PSUBSCRIBE"))?
                     .map_err(|e| format!("PSUBSCRIBE failed: {e}"))?;
+                // Only subscribers that started while the pattern was not subscribed get it.
+                let _ = shared.all.send(Delivery::Gap);
             } else {
                 tokio::time::timeout(timeout, sink.punsubscribe(ALL_PATTERN))
                     .await

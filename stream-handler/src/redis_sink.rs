@@ -52,6 +52,13 @@ pub fn messages<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Vec<(Strin
         .collect()
 }
 
+/// Makes ring rustls's process-wide crypto provider unless one is set: with `rediss://` the
+/// Redis client asks rustls for the default, and a binary that links two providers (the API has
+/// aws-lc-rs too, through the AWS SDK) has none until one is chosen.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Why a publish attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisPublishError {
@@ -75,6 +82,7 @@ impl RedisPublisher {
     /// Parses the URL (`redis://[user:password@]host:port[/db]`); connects on first use. Errors
     /// never repeat the URL, which may hold a password.
     pub fn new(url: &str, policy: RetryPolicy) -> Result<Self, RedisPublishError> {
+        install_tls_provider();
         Ok(Self {
             client: redis::Client::open(url)?,
             connection: Mutex::new(None),

@@ -184,3 +184,45 @@ async fn while_redis_is_down_the_broker_is_unready_and_publishes_fail_fast_then_
         .expect("published");
     assert_eq!(seq_of(recv(&mut sub).await), 2);
 }
+
+#[tokio::test]
+async fn the_stream_handlers_redis_sink_delivers_decoded_records_to_the_brokers_subscribers() {
+    use scoreline_core::item::event_item;
+    use scoreline_core::stream::build_record;
+    use stream_handler::redis_sink::RedisPublisher;
+    use stream_handler::sink::RetryPolicy;
+
+    let redis = RedisServer::start().await;
+    let broker = RedisBroker::start(&redis.url(), quick()).unwrap();
+    let mut sub = broker.subscribe(Topic::Match(MatchId::parse("m1").unwrap()));
+    let mut all = broker.subscribe(Topic::All);
+    assert!(matches!(recv(&mut sub).await, Received::Gap));
+    assert!(matches!(recv(&mut all).await, Received::Gap));
+
+    // SINK=redis: stream records in, straight to Redis, in the API's wire format.
+    let records: Vec<_> = (1..=5)
+        .map(|seq| match event("m1", seq) {
+            Change::Event(e) => build_record(
+                "t",
+                u64::from(seq),
+                chrono::Utc::now(),
+                None,
+                Some(event_item(&e)),
+            ),
+            Change::Match(_) => unreachable!(),
+        })
+        .collect();
+    let sink = RedisPublisher::new(&redis.url(), RetryPolicy::default()).unwrap();
+    let report = stream_handler::handle_batch(&records, &sink)
+        .await
+        .expect("delivered");
+    assert_eq!(report.delivered, 5);
+    for sub in [&mut sub, &mut all] {
+        let mut seqs = Vec::new();
+        for _ in 0..5 {
+            seqs.push(seq_of(recv(sub).await));
+        }
+        assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        quiet(sub).await;
+    }
+}

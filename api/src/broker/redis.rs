@@ -461,3 +461,31 @@ fn dispatch(shared: &Shared, message: &redis::Msg) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_backoff_is_jittered_under_an_exponential_ceiling_that_stops_at_the_maximum() {
+        let config = RedisBrokerConfig::default();
+        for attempt in 0..40 {
+            let ceiling = config
+                .base_backoff
+                .saturating_mul(1u32 << attempt.min(16))
+                .min(config.max_backoff);
+            assert!(config.backoff(attempt) <= ceiling);
+        }
+        // Full jitter: waits spread over the range instead of all clients retrying together.
+        let waits: HashSet<Duration> = (0..50).map(|_| config.backoff(10)).collect();
+        assert!(waits.len() > 10, "{waits:?}");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_url_is_refused_without_repeating_it() {
+        let error = RedisBroker::start("redis://:hunter2@[::1", RedisBrokerConfig::default())
+            .err()
+            .expect("an error");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+}

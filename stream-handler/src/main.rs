@@ -96,8 +96,9 @@ enum From {
 /// The configured sink; both honour the invocation deadline.
 enum Sink {
     Http(HttpPublisher),
+    // Boxed: the Redis client is large, and both are built once per process.
     #[cfg(feature = "redis")]
-    Redis(RedisPublisher),
+    Redis(Box<RedisPublisher>),
 }
 
 impl Sink {
@@ -145,9 +146,9 @@ fn publisher(cli: &Cli) -> anyhow::Result<Sink> {
                 .redis_url
                 .as_deref()
                 .context("REDIS_URL (or --redis-url) is required with SINK=redis")?;
-            Ok(Sink::Redis(
+            Ok(Sink::Redis(Box::new(
                 RedisPublisher::new(url, policy).context("invalid REDIS_URL")?,
-            ))
+            )))
         }
         #[cfg(not(feature = "redis"))]
         SinkKind::Redis => {

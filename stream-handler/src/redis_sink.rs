@@ -129,7 +129,11 @@ impl RedisPublisher {
 
     /// Runs `pipe` once within `timeout`; a failure drops the connection so the next attempt
     /// opens a fresh one.
-    async fn run(&self, pipe: &redis::Pipeline, timeout: Duration) -> Result<(), RedisPublishError> {
+    async fn run(
+        &self,
+        pipe: &redis::Pipeline,
+        timeout: Duration,
+    ) -> Result<(), RedisPublishError> {
         let result = async {
             let mut connection = self.connection(timeout).await?;
             tokio::time::timeout(timeout, pipe.query_async::<()>(&mut connection))

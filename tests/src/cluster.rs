@@ -14,9 +14,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::redis_server::{stop_with_parent_thread, RedisServer};
-use crate::{
-    dynamodb_local, TestApp, WsClient, PUBLISH_SECRET, TEST_SECRET, TRANSPORT_WS, WAIT,
-};
+use crate::{dynamodb_local, TestApp, WsClient, PUBLISH_SECRET, TEST_SECRET, TRANSPORT_WS, WAIT};
 
 /// What the instances of one cluster share.
 #[derive(Clone, Debug)]
@@ -419,7 +417,6 @@ pub async fn publish_directly(app: &TestApp, change: scoreline_core::Change) -> 
         .status()
         .as_u16()
 }
-
 
 /// A `recordEvent` request sent up to the middle of its body: in flight until `finish`.
 pub struct InFlight {

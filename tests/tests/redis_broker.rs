@@ -150,7 +150,11 @@ async fn a_message_of_an_unknown_format_version_is_counted_and_is_a_gap_for_its_
             .unwrap();
     }
     assert!(matches!(recv(&mut sub).await, Received::Gap));
-    assert_eq!(seq_of(recv(&mut sub).await), 1, "the next message goes through");
+    assert_eq!(
+        seq_of(recv(&mut sub).await),
+        1,
+        "the next message goes through"
+    );
     assert_eq!(broker.unknown_format_messages(), 1);
 }
 

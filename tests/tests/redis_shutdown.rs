@@ -41,11 +41,15 @@ async fn on_sigterm_in_flight_mutations_complete_clients_see_1001_and_resume_els
     assert_eq!(in_flight_version, last + 1);
     let exited = cluster
         .a
-        .exited_within(Duration::from_secs(cluster.config.shutdown_timeout_secs + 10))
+        .exited_within(Duration::from_secs(
+            cluster.config.shutdown_timeout_secs + 10,
+        ))
         .await;
     assert!(exited.success(), "the instance exits cleanly: {exited:?}");
     assert!(
-        tokio::net::TcpStream::connect(cluster.a.addr).await.is_err(),
+        tokio::net::TcpStream::connect(cluster.a.addr)
+            .await
+            .is_err(),
         "the stopped instance accepts nothing"
     );
 

@@ -47,6 +47,10 @@ pub struct RedisBrokerConfig {
     pub timeout: Duration,
     /// How often the subscriber connection is PINGed (a cut network sends no FIN).
     pub ping_interval: Duration,
+    /// A subscriber connection whose PING gets no answer within this is given up and made
+    /// again. Longer than `timeout`: a reconnect costs every local subscriber a store read, so
+    /// a slow moment should not cause one.
+    pub ping_timeout: Duration,
     /// First reconnect backoff ceiling; doubles per failed attempt up to `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
@@ -59,6 +63,7 @@ impl Default for RedisBrokerConfig {
         Self {
             timeout: Duration::from_secs(1),
             ping_interval: Duration::from_secs(1),
+            ping_timeout: Duration::from_secs(3),
             base_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             topic_capacity: DEFAULT_TOPIC_CAPACITY,
@@ -353,10 +358,10 @@ async fn serve(
                 subscribed.reconcile(&mut sink, shared, config.timeout).await.map_err(failed(true))?;
             }
             _ = ping.tick() => {
-                match tokio::time::timeout(config.timeout, sink.ping::<redis::Value>()).await {
+                match tokio::time::timeout(config.ping_timeout, sink.ping::<redis::Value>()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Err(Lost { error: format!("PING failed: {e}"), connected: true }),
-                    Err(_) => return Err(Lost { error: format!("no PONG within {:?}", config.timeout), connected: true }),
+                    Err(_) => return Err(Lost { error: format!("no PONG within {:?}", config.ping_timeout), connected: true }),
                 }
             }
         }
@@ -383,7 +388,8 @@ impl Subscribed {
         let (wanted, all) = shared.wanted();
         let added: Vec<MatchId> = wanted.difference(&self.channels).cloned().collect();
         let removed: Vec<MatchId> = self.channels.difference(&wanted).cloned().collect();
-        let within = |what: &'static str| move |_| format!("{what} got no answer within {timeout:?}");
+        let within =
+            |what: &'static str| move |_| format!("{what} got no answer within {timeout:?}");
         if !added.is_empty() {
             let names: Vec<String> = added.iter().map(match_channel).collect();
             tokio::time::timeout(timeout, sink.subscribe(&names))

@@ -1,5 +1,6 @@
 //! A real `redis-server` for tests, on a free loopback port, without persistence. It can be
-//! killed (SIGKILL, as a crash) and started again on the same port. Stopped when dropped, and
+//! killed (SIGKILL, as a crash) and started again on the same port, or frozen (SIGSTOP, as a
+//! network cut) and thawed. Stopped when dropped, and
 //! when the thread that started it ends (so no server outlives a test).
 //!
 //! Debian's `redis-server` must be installed (`scripts/test` installs it): without it the
@@ -50,6 +51,28 @@ impl RedisServer {
                 .await
                 .expect("redis-server exits after SIGKILL");
         }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers, as when the
+    /// network is cut without a FIN.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(|c| c.id())
+            .expect("redis-server is running");
+        // SAFETY: kill(2) with the pid of a child this harness owns.
+        let result = unsafe { libc::kill(pid as i32, signal) };
+        assert_eq!(result, 0, "signalling redis-server");
     }
 
     /// Starts the server (again) on the same port.

@@ -230,3 +230,46 @@ async fn the_stream_handlers_redis_sink_delivers_decoded_records_to_the_brokers_
         quiet(sub).await;
     }
 }
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_is_detected_by_ping_and_the_broker_resubscribes_when_it_answers_again(
+) {
+    let redis = RedisServer::start().await;
+    let config = RedisBrokerConfig {
+        timeout: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(500),
+        ..quick()
+    };
+    let broker = RedisBroker::start(&redis.url(), config).unwrap();
+    let mut sub = broker.subscribe(Topic::Match(MatchId::parse("m1").unwrap()));
+    assert!(matches!(recv(&mut sub).await, Received::Gap));
+
+    // A network cut: the connection stays open, nothing answers, no FIN arrives.
+    redis.freeze();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while broker.check().await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "still ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        broker.publish(&[Arc::new(event("m1", 1))]).await.is_err(),
+        "a publish fails while Redis does not answer"
+    );
+    // Long enough for the subscriber connection's PING to time out.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    redis.thaw();
+    // The broker gave the silent connection up and subscribes anew: its subscribers catch up.
+    assert!(matches!(recv(&mut sub).await, Received::Gap));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while broker.check().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "not ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    broker
+        .publish(&[Arc::new(event("m1", 2))])
+        .await
+        .expect("published");
+    assert_eq!(seq_of(recv(&mut sub).await), 2);
+    quiet(&mut sub).await;
+}

@@ -73,6 +73,8 @@ pub enum StreamStart {
 pub enum BrokerKind {
     /// In-process fan-out.
     Memory,
+    /// Redis pub/sub (REDIS_URL), shared by every API instance.
+    Redis,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -95,6 +97,10 @@ pub struct Config {
     pub store: StoreKind,
     #[arg(long, env = "BROKER", value_enum, default_value = "memory")]
     pub broker: BrokerKind,
+    /// The Redis server with BROKER=redis, e.g. redis://127.0.0.1:6379 (a password goes in the
+    /// URL, from the environment; it is never logged).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
 
     /// The DynamoDB table (with STORE=dynamodb).
     #[arg(long, env = "DYNAMODB_TABLE", default_value = "scoreline")]

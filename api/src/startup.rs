@@ -19,7 +19,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{Authenticator, Role};
-use crate::broker::{Broker, MemoryBroker};
+use crate::broker::{Broker, MemoryBroker, RedisBroker, RedisBrokerConfig};
 use crate::config::{BrokerKind, Config, StoreKind, StreamStart};
 use crate::fanout::Fanout;
 use crate::graphql::schema::Services;
@@ -90,6 +90,13 @@ impl Application {
 
         let broker: Arc<dyn Broker> = match config.broker {
             BrokerKind::Memory => Arc::new(MemoryBroker::default()),
+            BrokerKind::Redis => {
+                let url = config
+                    .redis_url
+                    .as_deref()
+                    .context("BROKER=redis needs REDIS_URL, e.g. redis://127.0.0.1:6379")?;
+                Arc::new(RedisBroker::start(url, RedisBrokerConfig::default())?)
+            }
         };
         let intake = Arc::new(Intake::new(broker.clone()));
         let mut background = Vec::new();

@@ -41,3 +41,93 @@ impl ChangeBatch {
         }
     }
 }
+
+/// A batch as written to the wire, borrowing its changes: the same JSON as [`ChangeBatch`].
+#[derive(Serialize)]
+struct WireBatch<'a> {
+    v: u32,
+    changes: Vec<&'a Change>,
+}
+
+/// Encodes changes as one [`ChangeBatch`] of the current [`WIRE_VERSION`] (compact JSON), the
+/// payload of a Redis pub/sub message.
+pub fn encode_changes<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Vec<u8> {
+    let batch = WireBatch {
+        v: WIRE_VERSION,
+        changes: changes.into_iter().collect(),
+    };
+    serde_json::to_vec(&batch).expect("changes always serialise to JSON")
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Written by a release that speaks another format (e.g. a newer one during a rolling
+    /// deploy): the reader cannot know what it says, only that something happened.
+    #[error("unknown wire format version {0} (this release speaks {WIRE_VERSION})")]
+    UnknownVersion(u32),
+    #[error("not a change batch: {0}")]
+    Malformed(String),
+}
+
+/// Decodes a payload written by [`encode_changes`] (or a `POST /internal/publish` body). The
+/// version is read first, so a batch of another version is reported as such even when the
+/// rest of it would not parse with this release's types.
+pub fn decode_changes(bytes: &[u8]) -> Result<ChangeBatch, WireError> {
+    #[derive(Deserialize)]
+    struct Version {
+        v: u32,
+    }
+    let Version { v } =
+        serde_json::from_slice(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if v != WIRE_VERSION {
+        return Err(WireError::UnknownVersion(v));
+    }
+    serde_json::from_slice(bytes).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u32) -> Change {
+        Change::Event(
+            serde_json::from_value(serde_json::json!({
+                "matchId": "m1", "seq": seq, "type": "GOAL", "side": "HOME", "player": null,
+                "points": 1, "period": 1, "clockSeconds": 60, "description": null,
+                "createdAt": "2026-11-22T15:01:00Z"
+            }))
+            .expect("a match event"),
+        )
+    }
+
+    #[test]
+    fn encoded_changes_decode_to_the_same_batch_with_the_current_version() {
+        let changes = vec![event(1), event(2)];
+        let bytes = encode_changes(&changes);
+        let batch = decode_changes(&bytes).unwrap();
+        assert_eq!(batch, ChangeBatch::new(changes));
+        // The same JSON as a ChangeBatch, so one format serves HTTP and Redis.
+        assert_eq!(
+            bytes,
+            serde_json::to_vec(&ChangeBatch::new(batch.changes)).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_payload_of_another_version_is_reported_as_such_even_if_its_body_is_unknown() {
+        let newer = br#"{"v":2,"changes":[{"kind":"somethingNew","data":7}]}"#;
+        assert_eq!(decode_changes(newer), Err(WireError::UnknownVersion(2)));
+    }
+
+    #[test]
+    fn a_payload_that_is_not_a_batch_is_malformed() {
+        assert!(matches!(
+            decode_changes(b"not json"),
+            Err(WireError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_changes(br#"{"v":1,"changes":[{"kind":"nope"}]}"#),
+            Err(WireError::Malformed(_))
+        ));
+    }
+}

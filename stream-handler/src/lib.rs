@@ -8,11 +8,15 @@
 //! - `poller`: reads DynamoDB Streams and feeds `handle_batch` (cargo feature `poller`, on by
 //!   default; the Lambda artifact is built without it).
 //! - `sink`: the signed HTTP publisher to the API's `/internal/publish`.
+//! - `redis_sink`: the publisher straight to Redis pub/sub (`SINK=redis`), also used by the
+//!   API's Redis broker (cargo feature `redis`, on by default and in the Lambda artifact).
 //! - `lambda`: a DynamoDB Streams event in, `batchItemFailures` out.
 
 pub mod lambda;
 #[cfg(feature = "poller")]
 pub mod poller;
+#[cfg(feature = "redis")]
+pub mod redis_sink;
 pub mod sink;
 
 use aws_lambda_events::event::dynamodb::EventRecord;

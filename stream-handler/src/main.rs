@@ -1,6 +1,6 @@
 //! `stream-handler`: the Lambda (default, under the Lambda runtime) or the local poller
-//! (`stream-handler poll`, cargo feature `poller`), both publishing signed change batches to
-//! the API.
+//! (`stream-handler poll`, cargo feature `poller`), both publishing change batches: signed to
+//! the API (`SINK=http`, the default) or straight to Redis pub/sub (`SINK=redis`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +9,13 @@ use anyhow::Context;
 use aws_lambda_events::event::dynamodb::Event;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
+use scoreline_core::publish::{PublishError, Publisher};
+use scoreline_core::ChangeBatch;
 use stream_handler::lambda::handle_event;
 #[cfg(feature = "poller")]
 use stream_handler::poller::{self, PollerConfig, StartPosition};
+#[cfg(feature = "redis")]
+use stream_handler::redis_sink::RedisPublisher;
 use stream_handler::sink::{HttpPublisher, RetryPolicy};
 
 #[derive(Parser, Debug)]
@@ -23,6 +27,13 @@ use stream_handler::sink::{HttpPublisher, RetryPolicy};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Where change batches go: `http` (the API's signed publish endpoint) or `redis` (Redis
+    /// pub/sub, read by every API instance with BROKER=redis).
+    #[arg(long, env = "SINK", value_enum, default_value = "http", global = true)]
+    sink: SinkKind,
+    /// The Redis server (SINK=redis), e.g. redis://my-cache.example.internal:6379.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
+    redis_url: Option<String>,
     /// The API's publish endpoint, e.g. https://api.example.com/internal/publish.
     #[arg(long, env = "PUBLISH_URL", global = true)]
     publish_url: Option<String>,
@@ -40,6 +51,12 @@ struct Cli {
     /// Most attempts per publish.
     #[arg(long, env = "PUBLISH_MAX_ATTEMPTS", default_value_t = 8, global = true)]
     publish_max_attempts: u32,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum SinkKind {
+    Http,
+    Redis,
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,24 +93,68 @@ enum From {
     TrimHorizon,
 }
 
-fn publisher(cli: &Cli) -> anyhow::Result<HttpPublisher> {
-    let url = cli
-        .publish_url
-        .clone()
-        .context("PUBLISH_URL (or --publish-url) is required")?;
-    let secret = cli
-        .publish_secret
-        .clone()
-        .context("PUBLISH_SECRET (or --publish-secret) is required")?;
-    HttpPublisher::new(
-        url,
-        secret,
-        RetryPolicy {
-            request_timeout: Duration::from_millis(cli.publish_timeout_ms),
-            max_attempts: cli.publish_max_attempts.max(1),
-            ..RetryPolicy::default()
-        },
-    )
+/// The configured sink; both honour the invocation deadline.
+enum Sink {
+    Http(HttpPublisher),
+    // Boxed: the Redis client is large, and both are built once per process.
+    #[cfg(feature = "redis")]
+    Redis(Box<RedisPublisher>),
+}
+
+impl Sink {
+    fn set_deadline(&self, deadline: Option<tokio::time::Instant>) {
+        match self {
+            Sink::Http(p) => p.set_deadline(deadline),
+            #[cfg(feature = "redis")]
+            Sink::Redis(p) => p.set_deadline(deadline),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Publisher for Sink {
+    async fn publish(&self, batch: ChangeBatch) -> Result<(), PublishError> {
+        match self {
+            Sink::Http(p) => p.publish(batch).await,
+            #[cfg(feature = "redis")]
+            Sink::Redis(p) => p.publish(batch).await,
+        }
+    }
+}
+
+fn publisher(cli: &Cli) -> anyhow::Result<Sink> {
+    let policy = RetryPolicy {
+        request_timeout: Duration::from_millis(cli.publish_timeout_ms),
+        max_attempts: cli.publish_max_attempts.max(1),
+        ..RetryPolicy::default()
+    };
+    match cli.sink {
+        SinkKind::Http => {
+            let url = cli
+                .publish_url
+                .clone()
+                .context("PUBLISH_URL (or --publish-url) is required")?;
+            let secret = cli
+                .publish_secret
+                .clone()
+                .context("PUBLISH_SECRET (or --publish-secret) is required")?;
+            Ok(Sink::Http(HttpPublisher::new(url, secret, policy)?))
+        }
+        #[cfg(feature = "redis")]
+        SinkKind::Redis => {
+            let url = cli
+                .redis_url
+                .as_deref()
+                .context("REDIS_URL (or --redis-url) is required with SINK=redis")?;
+            Ok(Sink::Redis(Box::new(
+                RedisPublisher::new(url, policy).context("invalid REDIS_URL")?,
+            )))
+        }
+        #[cfg(not(feature = "redis"))]
+        SinkKind::Redis => {
+            anyhow::bail!("this build has no Redis sink: build with the `redis` feature")
+        }
+    }
 }
 
 #[tokio::main]
@@ -120,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
 /// Time kept in reserve at the end of an invocation to answer the runtime.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
-async fn run_lambda(publisher: Arc<HttpPublisher>) -> anyhow::Result<()> {
+async fn run_lambda(publisher: Arc<Sink>) -> anyhow::Result<()> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
         let publisher = publisher.clone();
         async move {
@@ -149,7 +210,7 @@ async fn run_lambda(publisher: Arc<HttpPublisher>) -> anyhow::Result<()> {
 }
 
 #[cfg(feature = "poller")]
-async fn run_poller(args: &PollArgs, publisher: Arc<HttpPublisher>) -> anyhow::Result<()> {
+async fn run_poller(args: &PollArgs, publisher: Arc<Sink>) -> anyhow::Result<()> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(endpoint) = &args.endpoint {
         loader = loader.endpoint_url(endpoint);

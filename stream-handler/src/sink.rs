@@ -34,7 +34,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Full jitter: a uniform wait between zero and the exponential ceiling.
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub fn backoff(&self, attempt: u32) -> Duration {
         let ceiling = self
             .base_backoff
             .saturating_mul(1u32 << attempt.min(16))

@@ -9,9 +9,13 @@
 //! - `WsClient`: a raw WebSocket client for both GraphQL subprotocols.
 //! - `dynamodb_local`: DynamoDB Local for the tests that need it.
 //! - `pipeline`: the stream-handler's poller and a publishing server, in the test process.
+//! - `redis_server`: a real `redis-server` that tests can kill and restart.
+//! - `cluster`: API instances as separate processes on one Redis and one DynamoDB Local table.
 
+pub mod cluster;
 pub mod dynamodb_local;
 pub mod pipeline;
+pub mod redis_server;
 
 use std::net::SocketAddr;
 use std::time::Duration;

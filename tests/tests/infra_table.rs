@@ -314,13 +314,11 @@ async fn the_template_defines_the_table_init_table_creates() {
 }
 
 /// Settings the API task gets that the API itself does not read, on purpose.
-const NOT_API_SETTINGS: [&str; 4] = [
+const NOT_API_SETTINGS: [&str; 3] = [
     // Read by the AWS SDK.
     "AWS_REGION",
     // Read by the log filter (tracing's EnvFilter).
     "RUST_LOG",
-    // For BROKER=redis, which is planned; passed already (docs/deploy.md).
-    "REDIS_URL",
     // Only changes the task definition, so tasks restart with a rotated secret.
     "PUBLISH_SECRET_GENERATION",
 ];
@@ -358,6 +356,7 @@ fn the_api_task_is_configured_with_settings_the_api_reads() {
         "STORE",
         "DYNAMODB_TABLE",
         "BROKER",
+        "REDIS_URL",
         "AUTH_JWKS_URL",
         "AUTH_ISSUER",
         "AUTH_AUDIENCE",

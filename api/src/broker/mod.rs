@@ -9,6 +9,7 @@
 //! have missed messages (e.g. after reconnecting to Redis).
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use scoreline_core::{Change, MatchId};
 use tokio::sync::broadcast;
 
 pub use memory::MemoryBroker;
+pub use redis::{RedisBroker, RedisBrokerConfig};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Topic {

@@ -1,0 +1,723 @@
+//! `loadgen ws`: N WebSocket subscribers on M live matches, K score updates at R per second,
+//! and what each subscriber received, when.
+//!
+//! A run: start the server (or use `--url`), seed M LIVE matches, read the server's baseline
+//! RSS, connect and subscribe N sockets (at most `--connect-concurrency` handshakes in flight so
+//! the listen backlog is never overrun), pass the readiness barrier, read RSS again, then send
+//! the updates on schedule and wait until every ready subscriber has every version (or the
+//! drain timeout). CPU times of the server and of this process cover the update window only.
+//!
+//! The readiness barrier exists because graphql-transport-ws never acknowledges a `subscribe`:
+//! a subscriber is known to be live only once it has received a frame. Barrier updates go to
+//! every match until every subscriber has received one (or `--barrier-timeout`); those
+//! versions are not measured.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::procfs;
+use crate::report::{self, Metrics};
+use crate::stats::{account, percentile, Sequence};
+use crate::target::{Admin, Target, TargetArgs};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// `graphql-transport-ws` (the graphql-ws library).
+    Transport,
+    /// `graphql-ws` (legacy subscriptions-transport-ws).
+    Legacy,
+}
+
+impl Protocol {
+    fn subprotocol(self) -> &'static str {
+        match self {
+            Protocol::Transport => "graphql-transport-ws",
+            Protocol::Legacy => "graphql-ws",
+        }
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct WsArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// WebSocket connections, one subscription each, spread round-robin over the matches.
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Live matches.
+    #[arg(long, default_value_t = 1)]
+    pub matches: usize,
+    /// Measured updates, in total across matches.
+    #[arg(long, default_value_t = 60)]
+    pub updates: usize,
+    /// Updates per second, in total across matches.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+    #[arg(long, value_enum, default_value = "transport")]
+    pub protocol: Protocol,
+    /// Give each connection's subscription its own id (by default every connection uses "1",
+    /// as real clients do).
+    #[arg(long)]
+    pub unique_ids: bool,
+    /// Connect, subscribe and pass the barrier, then only measure memory: no update load.
+    #[arg(long)]
+    pub idle: bool,
+    /// Repeat the whole measurement, each time with a fresh server; prints medians.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// WebSocket handshakes in flight at once.
+    #[arg(long, default_value_t = 200)]
+    pub connect_concurrency: usize,
+    /// Seconds to wait for every subscriber to receive a barrier update.
+    #[arg(long, default_value_t = 60)]
+    pub barrier_timeout: u64,
+    /// Seconds after the last update to wait for deliveries still under way.
+    #[arg(long, default_value_t = 10)]
+    pub drain_timeout: u64,
+    /// Upper bound on one run, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Also print one JSON line per run and one for the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The subscription every connection runs: one match's changes, a frame of ~120 bytes.
+const SUBSCRIPTION: &str =
+    "subscription($id: ID!) { matchUpdated(id: $id) { id version score { home away } } }";
+
+/// Each process may hold at most 20,000 descriptors (a hard limit here); leave room for the
+/// runtime, the HTTP client and the server's pipes.
+const MAX_SOCKETS_PER_PROCESS: usize = 19_000;
+
+pub async fn run(args: WsArgs) -> anyhow::Result<()> {
+    if args.subscribers == 0 || args.matches == 0 {
+        bail!("--subscribers and --matches must be at least 1");
+    }
+    let limit = procfs::open_files_limit() as usize;
+    let room = MAX_SOCKETS_PER_PROCESS.min(limit.saturating_sub(1_000));
+    if args.subscribers > room {
+        bail!(
+            "--subscribers {} does not fit in one process: the open file limit is {limit} \
+             (a hard limit on these machines) and one server holds every connection too; \
+             use at most {room}",
+            args.subscribers
+        );
+    }
+    let rate_ok = args.rate > 0.0 && args.rate.is_finite();
+    if !args.idle && !rate_ok {
+        bail!("--rate must be a positive number");
+    }
+    let config = json!({
+        "subscribers": args.subscribers, "matches": args.matches, "updates": args.updates,
+        "rate": args.rate, "protocol": args.protocol.subprotocol(), "idle": args.idle,
+        "unique_ids": args.unique_ids,
+    });
+    let mut runs = Vec::new();
+    for i in 1..=args.runs.max(1) {
+        eprintln!("run {i}/{}: {config}", args.runs.max(1));
+        let metrics = tokio::time::timeout(Duration::from_secs(args.timeout), run_once(&args))
+            .await
+            .with_context(|| format!("run {i} took longer than --timeout {}s", args.timeout))??;
+        if args.json {
+            println!("{}", metrics.to_json("ws", Value::from(i), &config));
+        }
+        runs.push(metrics);
+    }
+    println!("{}", report::table(&runs));
+    if args.json && runs.len() > 1 {
+        println!(
+            "{}",
+            report::medians(&runs).to_json("ws", Value::from("median"), &config)
+        );
+    }
+    Ok(())
+}
+
+/// What every subscriber task shares; counters only, so the hot path takes no lock but its own.
+struct Shared {
+    /// Receipt times are nanoseconds since this instant.
+    epoch: Instant,
+    subscribed: AtomicUsize,
+    failed: AtomicUsize,
+    ready: AtomicUsize,
+    /// Receipts of measured versions (first or not), to know when the drain is done.
+    measured: AtomicU64,
+    /// Per match: versions above this are measured (u32::MAX until measurement starts).
+    threshold: Vec<AtomicU32>,
+    /// Protocol `error`/`complete` messages and closes by the server.
+    protocol_errors: AtomicUsize,
+    closed: AtomicUsize,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn note_error(&self, e: String) {
+        let mut first = self.first_error.lock().unwrap();
+        if first.is_none() {
+            *first = Some(e);
+        }
+    }
+}
+
+/// What one subscriber received: (version, receipt ns), in arrival order.
+#[derive(Default)]
+struct Log {
+    ready: std::sync::atomic::AtomicBool,
+    receipts: Mutex<Vec<(u32, u64)>>,
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+async fn run_once(args: &WsArgs) -> anyhow::Result<Metrics> {
+    let mut target = Target::start(&args.target).await?;
+    let admin = Admin::new(&target)?;
+    let seeded = admin.seed(args.matches).await.context("seeding matches")?;
+    let match_ids: Vec<String> = seeded.iter().map(|(id, _)| id.clone()).collect();
+    let mut versions: Vec<u32> = seeded.iter().map(|(_, v)| *v).collect();
+    let mut steps: Vec<u64> = vec![0; args.matches];
+
+    // Let the freshly started server settle before its baseline.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_baseline = target.rss_kib();
+
+    let shared = Arc::new(Shared {
+        epoch: Instant::now(),
+        subscribed: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        ready: AtomicUsize::new(0),
+        measured: AtomicU64::new(0),
+        threshold: (0..args.matches)
+            .map(|_| AtomicU32::new(u32::MAX))
+            .collect(),
+        protocol_errors: AtomicUsize::new(0),
+        closed: AtomicUsize::new(0),
+        first_error: Mutex::new(None),
+    });
+    let logs: Vec<Arc<Log>> = (0..args.subscribers)
+        .map(|_| Arc::new(Log::default()))
+        .collect();
+    let sem = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
+    let ws_url = target.ws_url();
+    let authority = target.authority().to_string();
+    // Dropping the set aborts every subscriber, however the run ends.
+    let mut tasks = JoinSet::new();
+    let connect_started = Instant::now();
+    for (i, log) in logs.iter().enumerate() {
+        let m = i % args.matches;
+        let sub = Subscriber {
+            url: ws_url.clone(),
+            authority: authority.clone(),
+            protocol: args.protocol,
+            id: if args.unique_ids {
+                format!("s{i}")
+            } else {
+                "1".into()
+            },
+            match_id: match_ids[m].clone(),
+            match_index: m,
+        };
+        tasks.spawn(sub.run(shared.clone(), log.clone(), sem.clone()));
+    }
+    while shared.subscribed.load(Relaxed) + shared.failed.load(Relaxed) < args.subscribers {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connect_secs = connect_started.elapsed().as_secs_f64();
+    let subscribed = shared.subscribed.load(Relaxed);
+
+    // The readiness barrier.
+    let barrier_started = Instant::now();
+    let barrier_deadline = barrier_started + Duration::from_secs(args.barrier_timeout);
+    let mut barrier_updates = 0u64;
+    while shared.ready.load(Relaxed) < subscribed && Instant::now() < barrier_deadline {
+        for m in 0..args.matches {
+            versions[m] = admin.update_score(&match_ids[m], steps[m]).await?;
+            steps[m] += 1;
+            barrier_updates += 1;
+        }
+        let wait_until = Instant::now() + Duration::from_millis(500);
+        while shared.ready.load(Relaxed) < subscribed && Instant::now() < wait_until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let barrier_secs = barrier_started.elapsed().as_secs_f64();
+    let ready = shared.ready.load(Relaxed);
+    let ready_per_match: Vec<usize> = (0..args.matches)
+        .map(|m| {
+            logs.iter()
+                .enumerate()
+                .filter(|(i, l)| i % args.matches == m && l.ready.load(Relaxed))
+                .count()
+        })
+        .collect();
+    // Barrier frames still in flight must not count as memory held per connection.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_subscribed = target.rss_kib();
+
+    let mut metrics = Metrics::default();
+    metrics.push(
+        "subscribers",
+        "subscribers subscribed",
+        "",
+        subscribed as f64,
+    );
+    metrics.push(
+        "connect_failures",
+        "connect failures",
+        "",
+        shared.failed.load(Relaxed) as f64,
+    );
+    metrics.push(
+        "never_ready",
+        "never ready (barrier)",
+        "",
+        (subscribed - ready) as f64,
+    );
+    metrics.push("connect_s", "connect + subscribe all", "s", connect_secs);
+    metrics.push("barrier_s", "barrier", "s", barrier_secs);
+    metrics.push(
+        "barrier_updates",
+        "barrier updates",
+        "",
+        barrier_updates as f64,
+    );
+    metrics.push(
+        "rss_baseline_mib",
+        "server RSS before connections",
+        "MiB",
+        rss_baseline.map(|k| k as f64 / 1024.0),
+    );
+    metrics.push(
+        "rss_subscribed_mib",
+        "server RSS subscribed",
+        "MiB",
+        rss_subscribed.map(|k| k as f64 / 1024.0),
+    );
+    metrics.push(
+        "rss_per_conn_kib",
+        "server RSS per connection",
+        "KiB",
+        match (rss_baseline, rss_subscribed) {
+            (Some(b), Some(a)) if subscribed > 0 => Some((a as f64 - b as f64) / subscribed as f64),
+            _ => None,
+        },
+    );
+    metrics.push(
+        "loadgen_rss_mib",
+        "loadgen RSS subscribed",
+        "MiB",
+        procfs::rss_kib(std::process::id())
+            .ok()
+            .map(|k| k as f64 / 1024.0),
+    );
+    if shared.failed.load(Relaxed) > 0 || ready < subscribed {
+        if let Some(e) = shared.first_error.lock().unwrap().clone() {
+            metrics.notes.push(format!("first subscriber error: {e}"));
+        }
+    }
+    if args.idle {
+        target.stop();
+        return Ok(metrics);
+    }
+
+    // Measurement: versions above the current ones are owed to every ready subscriber.
+    for (m, v) in versions.iter().enumerate() {
+        shared.threshold[m].store(*v, Relaxed);
+    }
+    let sends: Arc<Mutex<Vec<(usize, u32, u64)>>> =
+        Arc::new(Mutex::new(Vec::with_capacity(args.updates)));
+    let update_errors = Arc::new(AtomicUsize::new(0));
+    let server_cpu0 = target.cpu_time();
+    let self_cpu0 = procfs::self_cpu_time();
+    let started = Instant::now();
+    let mut senders = JoinSet::new();
+    for i in 0..args.updates {
+        let m = i % args.matches;
+        let step = steps[m];
+        steps[m] += 1;
+        tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / args.rate)).into())
+            .await;
+        let (admin, shared, sends, errors, id) = (
+            admin.clone(),
+            shared.clone(),
+            sends.clone(),
+            update_errors.clone(),
+            match_ids[m].clone(),
+        );
+        // Each update in its own task, so a slow response does not delay the schedule; the
+        // response's version says which change this send caused.
+        senders.spawn(async move {
+            let sent = shared.now_ns();
+            match admin.update_score(&id, step).await {
+                Ok(v) => sends.lock().unwrap().push((m, v, sent)),
+                Err(e) => {
+                    errors.fetch_add(1, Relaxed);
+                    shared.note_error(format!("update: {e:#}"));
+                }
+            }
+        });
+    }
+    while senders.join_next().await.is_some() {}
+    let sends = std::mem::take(&mut *sends.lock().unwrap());
+    let mut per_match_updates = vec![0u64; args.matches];
+    for (m, _, _) in &sends {
+        per_match_updates[*m] += 1;
+    }
+    let expected: u64 = (0..args.matches)
+        .map(|m| per_match_updates[m] * ready_per_match[m] as u64)
+        .sum();
+    let drain_deadline = Instant::now() + Duration::from_secs(args.drain_timeout);
+    while shared.measured.load(Relaxed) < expected && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let window = started.elapsed();
+    let server_cpu = match (server_cpu0, target.cpu_time()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    let self_cpu = procfs::self_cpu_time().saturating_sub(self_cpu0);
+    // Read before stopping the server, whose exit closes every connection.
+    let closed_early = shared.closed.load(Relaxed);
+    target.stop();
+    tasks.abort_all();
+
+    // Analysis, after the fact: the subscribers only recorded.
+    let mut send_ns: HashMap<(usize, u32), u64> = HashMap::with_capacity(sends.len());
+    let mut owed: Vec<(u32, u32)> = versions.iter().map(|v| (v + 1, *v)).collect();
+    for (m, v, t) in &sends {
+        send_ns.insert((*m, *v), *t);
+        owed[*m].1 = owed[*m].1.max(*v);
+    }
+    let mut seq = Sequence::default();
+    let mut latencies: Vec<u64> = Vec::with_capacity(expected as usize);
+    // Per (match, version): receipts and the last receipt time.
+    let mut fanout: HashMap<(usize, u32), (usize, u64)> = HashMap::with_capacity(sends.len());
+    let mut last_receipt = 0u64;
+    for (i, log) in logs.iter().enumerate() {
+        if !log.ready.load(Relaxed) {
+            continue;
+        }
+        let m = i % args.matches;
+        let (first, last) = owed[m];
+        let receipts = log.receipts.lock().unwrap();
+        seq.add(account(first, last, receipts.iter().map(|(v, _)| *v)));
+        let mut seen = std::collections::HashSet::new();
+        for (v, t) in receipts.iter() {
+            let Some(sent) = send_ns.get(&(m, *v)) else {
+                continue;
+            };
+            if !seen.insert(*v) {
+                continue;
+            }
+            latencies.push(t.saturating_sub(*sent) / 1000);
+            let e = fanout.entry((m, *v)).or_insert((0, 0));
+            e.0 += 1;
+            e.1 = e.1.max(*t);
+            last_receipt = last_receipt.max(*t);
+        }
+    }
+    latencies.sort_unstable();
+    let mut completions: Vec<u64> = Vec::with_capacity(sends.len());
+    let mut incomplete = 0u64;
+    for (m, v, sent) in &sends {
+        match fanout.get(&(*m, *v)) {
+            Some((n, last)) if *n == ready_per_match[*m] => {
+                completions.push(last.saturating_sub(*sent) / 1000)
+            }
+            _ => incomplete += 1,
+        }
+    }
+    completions.sort_unstable();
+    let first_send = sends.iter().map(|(_, _, t)| *t).min().unwrap_or(0);
+    let delivery_secs = last_receipt.saturating_sub(first_send) as f64 / 1e9;
+    let ms = |x: Option<u64>| x.map(|us| us as f64 / 1000.0);
+
+    metrics.push("updates_sent", "updates sent", "", sends.len() as f64);
+    metrics.push(
+        "update_errors",
+        "update errors",
+        "",
+        update_errors.load(Relaxed) as f64,
+    );
+    metrics.push("expected", "messages owed", "", expected as f64);
+    metrics.push("delivered", "messages delivered", "", seq.delivered as f64);
+    metrics.push("missing", "missing", "", seq.missing as f64);
+    metrics.push("duplicate", "duplicate", "", seq.duplicate as f64);
+    metrics.push("out_of_order", "out of order", "", seq.out_of_order as f64);
+    metrics.push(
+        "protocol_errors",
+        "error/complete messages",
+        "",
+        shared.protocol_errors.load(Relaxed) as f64,
+    );
+    metrics.push(
+        "closed",
+        "connections closed early",
+        "",
+        closed_early as f64,
+    );
+    metrics.push(
+        "latency_p50_ms",
+        "delivery latency p50",
+        "ms",
+        ms(percentile(&latencies, 50.0)),
+    );
+    metrics.push(
+        "latency_p90_ms",
+        "delivery latency p90",
+        "ms",
+        ms(percentile(&latencies, 90.0)),
+    );
+    metrics.push(
+        "latency_p99_ms",
+        "delivery latency p99",
+        "ms",
+        ms(percentile(&latencies, 99.0)),
+    );
+    metrics.push(
+        "latency_max_ms",
+        "delivery latency max",
+        "ms",
+        ms(latencies.last().copied()),
+    );
+    metrics.push(
+        "fanout_p50_ms",
+        "fan-out completion p50",
+        "ms",
+        ms(percentile(&completions, 50.0)),
+    );
+    metrics.push(
+        "fanout_p99_ms",
+        "fan-out completion p99",
+        "ms",
+        ms(percentile(&completions, 99.0)),
+    );
+    metrics.push(
+        "fanout_max_ms",
+        "fan-out completion max",
+        "ms",
+        ms(completions.last().copied()),
+    );
+    metrics.push(
+        "fanout_incomplete",
+        "updates not delivered to all",
+        "",
+        incomplete as f64,
+    );
+    metrics.push(
+        "delivered_per_s",
+        "delivered messages/s",
+        "msg/s",
+        (delivery_secs > 0.0).then(|| seq.delivered as f64 / delivery_secs),
+    );
+    metrics.push("window_s", "measurement window", "s", window.as_secs_f64());
+    metrics.push(
+        "server_cpu_s",
+        "server CPU",
+        "s",
+        server_cpu.map(|d| d.as_secs_f64()),
+    );
+    metrics.push("loadgen_cpu_s", "loadgen CPU", "s", self_cpu.as_secs_f64());
+    let per_msg =
+        |cpu: Duration| (seq.delivered > 0).then(|| cpu.as_secs_f64() * 1e6 / seq.delivered as f64);
+    metrics.push(
+        "server_cpu_us_per_msg",
+        "server CPU per delivered message",
+        "µs",
+        server_cpu.and_then(per_msg),
+    );
+    metrics.push(
+        "loadgen_cpu_us_per_msg",
+        "loadgen CPU per received message",
+        "µs",
+        per_msg(self_cpu),
+    );
+    if update_errors.load(Relaxed) > 0 || shared.protocol_errors.load(Relaxed) > 0 {
+        if let Some(e) = shared.first_error.lock().unwrap().clone() {
+            metrics.notes.push(format!("first error: {e}"));
+        }
+    }
+    Ok(metrics)
+}
+
+struct Subscriber {
+    url: String,
+    authority: String,
+    protocol: Protocol,
+    id: String,
+    match_id: String,
+    match_index: usize,
+}
+
+impl Subscriber {
+    async fn run(self, shared: Arc<Shared>, log: Arc<Log>, sem: Arc<Semaphore>) {
+        let ws = {
+            let _permit = sem.acquire().await;
+            tokio::time::timeout(Duration::from_secs(30), self.connect()).await
+        };
+        let mut ws = match ws {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(e)) => {
+                shared.note_error(format!("connect: {e:#}"));
+                shared.failed.fetch_add(1, Relaxed);
+                return;
+            }
+            Err(_) => {
+                shared.note_error("connect: timed out after 30 s".into());
+                shared.failed.fetch_add(1, Relaxed);
+                return;
+            }
+        };
+        shared.subscribed.fetch_add(1, Relaxed);
+        let threshold = &shared.threshold[self.match_index];
+        while let Some(msg) = ws.next().await {
+            let text = match msg {
+                Ok(Message::Text(text)) => text,
+                Ok(Message::Close(frame)) => {
+                    shared.note_error(format!("closed by the server: {frame:?}"));
+                    break;
+                }
+                Ok(_) => continue,
+                Err(e) => {
+                    shared.note_error(format!("read: {e}"));
+                    break;
+                }
+            };
+            if let Some(v) = version_of(text.as_bytes()) {
+                let now = shared.now_ns();
+                if !log.ready.load(Relaxed) {
+                    log.ready.store(true, Relaxed);
+                    shared.ready.fetch_add(1, Relaxed);
+                }
+                if v > threshold.load(Relaxed) {
+                    shared.measured.fetch_add(1, Relaxed);
+                }
+                log.receipts.lock().unwrap().push((v, now));
+                continue;
+            }
+            // Rare: keep-alives and protocol messages, parsed in full.
+            let kind = serde_json::from_str::<Value>(text.as_str())
+                .ok()
+                .and_then(|v| v["type"].as_str().map(str::to_string));
+            match kind.as_deref() {
+                Some("ka") | Some("pong") => {}
+                Some("ping") => {
+                    if ws
+                        .send(Message::Text(r#"{"type":"pong"}"#.into()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                _ => {
+                    shared.protocol_errors.fetch_add(1, Relaxed);
+                    shared.note_error(format!("unexpected message: {}", text.as_str()));
+                }
+            }
+        }
+        shared.closed.fetch_add(1, Relaxed);
+    }
+
+    async fn connect(&self) -> anyhow::Result<Ws> {
+        let stream = TcpStream::connect(&self.authority).await?;
+        stream.set_nodelay(true)?;
+        let mut request = self.url.as_str().into_client_request()?;
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(self.protocol.subprotocol()),
+        );
+        // Small buffers: tungstenite's 128 KiB read buffer per socket would make the client,
+        // not the server, run out of memory at 15,000 connections.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (mut ws, _) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+        send_json(&mut ws, json!({"type": "connection_init", "payload": {}})).await?;
+        loop {
+            let msg = ws.next().await.context("closed before connection_ack")??;
+            if let Message::Text(text) = msg {
+                let v: Value = serde_json::from_str(text.as_str())?;
+                match v["type"].as_str() {
+                    Some("connection_ack") => break,
+                    Some("ka") => continue,
+                    _ => bail!("expected connection_ack, got {v}"),
+                }
+            }
+        }
+        let kind = match self.protocol {
+            Protocol::Transport => "subscribe",
+            Protocol::Legacy => "start",
+        };
+        send_json(
+            &mut ws,
+            json!({"type": kind, "id": self.id,
+                   "payload": {"query": SUBSCRIPTION, "variables": {"id": self.match_id}}}),
+        )
+        .await?;
+        Ok(ws)
+    }
+}
+
+async fn send_json(ws: &mut Ws, value: Value) -> anyhow::Result<()> {
+    ws.send(Message::Text(value.to_string().into())).await?;
+    Ok(())
+}
+
+/// The number after the first `"version":` of a frame, without parsing the JSON: the
+/// subscription selects one match, so its `version` is the only one.
+pub fn version_of(frame: &[u8]) -> Option<u32> {
+    const KEY: &[u8] = b"\"version\":";
+    let at = frame.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = frame[at..]
+        .iter()
+        .skip_while(|b| **b == b' ')
+        .take_while(|b| b.is_ascii_digit());
+    let mut v: u32 = 0;
+    let mut any = false;
+    for d in digits {
+        v = v.checked_mul(10)?.checked_add(u32::from(d - b'0'))?;
+        any = true;
+    }
+    any.then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_is_read_from_a_next_frame() {
+        let frame = br#"{"type":"next","id":"1","payload":{"data":{"matchUpdated":{"id":"m-1","version":42,"score":{"home":1,"away":0}}}}}"#;
+        assert_eq!(version_of(frame), Some(42));
+        assert_eq!(version_of(br#"{"version": 7}"#), Some(7));
+    }
+
+    #[test]
+    fn frames_without_a_version_have_none() {
+        assert_eq!(version_of(br#"{"type":"ping"}"#), None);
+        assert_eq!(version_of(br#"{"type":"ka"}"#), None);
+        assert_eq!(version_of(br#"{"version":null}"#), None);
+        assert_eq!(version_of(br#"{"version":99999999999}"#), None);
+    }
+}

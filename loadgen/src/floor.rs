@@ -113,7 +113,7 @@ pub async fn run(args: FloorArgs) -> anyhow::Result<()> {
 async fn run_once(args: &FloorArgs, writers: usize) -> anyhow::Result<Metrics> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let mut sink = Command::new(std::env::current_exe()?)
+    let sink = Command::new(std::env::current_exe()?)
         .args([
             "floor-sink",
             "--addr",
@@ -125,7 +125,8 @@ async fn run_once(args: &FloorArgs, writers: usize) -> anyhow::Result<Metrics> {
         .stdout(Stdio::piped())
         .spawn()
         .context("spawning the floor-sink child")?;
-    let sink_pid = sink.id();
+    let mut sink = KillOnDrop(sink);
+    let sink = &mut sink.0;
     let (lines_tx, mut lines) = mpsc::unbounded_channel::<String>();
     let stdout = sink.stdout.take().context("sink stdout")?;
     std::thread::spawn(move || {
@@ -138,10 +139,14 @@ async fn run_once(args: &FloorArgs, writers: usize) -> anyhow::Result<Metrics> {
 
     let mut sockets = Vec::with_capacity(args.sockets);
     while sockets.len() < args.sockets {
-        let (s, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+        let (mut s, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
             .await
             .context("the sink stopped connecting")??;
         s.set_nodelay(true)?;
+        // The sink holds a connect slot until this byte arrives, so connections waiting to be
+        // accepted never exceed its concurrency and the listen backlog never overflows
+        // (an overflowed backlog drops the handshake's last ACK silently).
+        s.write_all(b"!").await?;
         sockets.push(s);
     }
     match tokio::time::timeout(Duration::from_secs(30), lines.recv()).await {
@@ -186,6 +191,7 @@ async fn run_once(args: &FloorArgs, writers: usize) -> anyhow::Result<Metrics> {
     }
     drop(done_tx);
 
+    let load_average = procfs::load_average();
     let mut round_us = Vec::with_capacity(args.rounds);
     let mut cpu = Duration::ZERO;
     let mut writes = 0usize;
@@ -212,7 +218,6 @@ async fn run_once(args: &FloorArgs, writers: usize) -> anyhow::Result<Metrics> {
         .flatten()
         .and_then(|l| serde_json::from_str::<Value>(&l).ok());
     let _ = sink.wait();
-    let _ = sink_pid;
 
     round_us.sort_unstable();
     let expected_writes = args.sockets * args.rounds;
@@ -254,17 +259,31 @@ async fn run_once(args: &FloorArgs, writers: usize) -> anyhow::Result<Metrics> {
             .map(|c| c * 1e6 / writes as f64),
     );
     m.push("sink_bytes", "bytes the reader received", "", sink_bytes);
+    m.push("load_average", "load average at start", "", load_average);
     if sink_bytes != Some((writes * FRAME_LEN) as f64) {
         m.notes.push(format!(
-            "the reader received {sink_bytes:?} bytes, expected {}",
+            "the reader received {sink_bytes:?} frame bytes, expected {}",
             writes * FRAME_LEN
         ));
     }
     Ok(m)
 }
 
-/// The reading ends: connect, say `ready`, drain until every socket is closed, then print this
-/// process's CPU time and the bytes read as one JSON line.
+/// Ends the sink child however a run ends (a failed run must not leave it holding sockets).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The reading ends: connect (each waiting for the writer's one-byte hello), say `ready`, drain
+/// until every socket is closed, then print this process's CPU time and the frame bytes read
+/// (the hellos not counted) as one JSON line.
 pub async fn sink(args: SinkArgs) -> anyhow::Result<()> {
     let sem = Arc::new(Semaphore::new(200));
     let mut connects = tokio::task::JoinSet::new();
@@ -272,7 +291,10 @@ pub async fn sink(args: SinkArgs) -> anyhow::Result<()> {
         let (sem, addr) = (sem.clone(), args.addr.clone());
         connects.spawn(async move {
             let _permit = sem.acquire().await;
-            TcpStream::connect(addr).await
+            let mut s = TcpStream::connect(addr).await?;
+            let mut hello = [0u8; 1];
+            s.read_exact(&mut hello).await?;
+            std::io::Result::Ok(s)
         });
     }
     let mut readers = tokio::task::JoinSet::new();
@@ -291,13 +313,15 @@ pub async fn sink(args: SinkArgs) -> anyhow::Result<()> {
         });
     }
     println!("ready");
+    // The connect phase is not part of the reader's per-frame cost.
+    let cpu_ready = procfs::self_cpu_time();
     let mut bytes = 0u64;
     while let Some(n) = readers.join_next().await {
         bytes += n?;
     }
     println!(
         "{}",
-        json!({"cpu_s": procfs::self_cpu_time().as_secs_f64(), "bytes": bytes})
+        json!({"cpu_s": procfs::self_cpu_time().saturating_sub(cpu_ready).as_secs_f64(), "bytes": bytes})
     );
     Ok(())
 }

@@ -98,6 +98,8 @@ async fn run_once(args: &HttpArgs) -> anyhow::Result<Metrics> {
         tasks.spawn(async move { connection(authority, body, measuring, stop).await });
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let load_average = procfs::load_average();
+    let machine_cpu0 = procfs::machine_busy_time();
     let server_cpu0 = target.cpu_time();
     let self_cpu0 = procfs::self_cpu_time();
     let started = Instant::now();
@@ -110,6 +112,9 @@ async fn run_once(args: &HttpArgs) -> anyhow::Result<Metrics> {
         _ => None,
     };
     let self_cpu = procfs::self_cpu_time().saturating_sub(self_cpu0);
+    let machine_cpu = machine_cpu0
+        .zip(procfs::machine_busy_time())
+        .map(|(a, b)| b.saturating_sub(a));
     stop.store(true, Relaxed);
 
     let mut latencies = Vec::new();
@@ -172,6 +177,14 @@ async fn run_once(args: &HttpArgs) -> anyhow::Result<Metrics> {
         "loadgen CPU per request",
         "µs",
         (ok > 0.0).then(|| self_cpu.as_secs_f64() * 1e6 / ok),
+    );
+    report::push_machine(
+        &mut m,
+        load_average,
+        machine_cpu,
+        server_cpu,
+        self_cpu,
+        window,
     );
     if let Some(e) = first_error {
         m.notes.push(format!("first error: {e}"));

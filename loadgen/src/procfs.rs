@@ -24,6 +24,40 @@ pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Busy time of all CPUs together (everything but idle and iowait), in clock ticks, from the
+/// first line of `/proc/stat`.
+pub fn parse_machine_busy_ticks(stat: &str) -> Option<u64> {
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
+    if fields.len() < 8 {
+        return None;
+    }
+    Some(fields[..8].iter().sum::<u64>() - fields[3] - fields[4])
+}
+
+/// CPU time every process on the machine used so far (all cores together).
+pub fn machine_busy_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks = parse_machine_busy_ticks(&stat)?;
+    Some(Duration::from_micros(
+        ticks * 1_000_000 / clock_ticks_per_second(),
+    ))
+}
+
+/// The 1-minute load average, to show how busy the shared machine was.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -99,6 +133,14 @@ mod tests {
         assert_eq!(parse_stat_ticks(stat), Some(1000));
         assert_eq!(parse_stat_ticks("garbage"), None);
         assert_eq!(parse_stat_ticks("1 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn machine_busy_time_leaves_out_idle_and_iowait() {
+        let stat = "cpu  100 5 50 9000 40 3 2 0 0 0\ncpu0 50 2 25 4500 20 1 1 0 0 0\n";
+        assert_eq!(parse_machine_busy_ticks(stat), Some(160));
+        assert_eq!(parse_machine_busy_ticks("cpu0 1 2 3\n"), None);
+        assert_eq!(parse_machine_busy_ticks("cpu  1 2 3\n"), None);
     }
 
     #[test]

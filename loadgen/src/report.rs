@@ -1,6 +1,8 @@
 //! A run's results as an ordered list of named metrics: printed as a table (one column per run
 //! and a median column) and as one JSON line per run and for the summary.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 
 use crate::stats::median;
@@ -139,6 +141,27 @@ pub fn table(runs: &[Metrics]) -> String {
         }
     }
     out
+}
+
+/// How busy the shared machine was: other processes' CPU during the window (all CPU busy time
+/// minus the server's and this process's), in cores, and the load average at its start.
+pub fn push_machine(
+    metrics: &mut Metrics,
+    load_average: Option<f64>,
+    machine_cpu: Option<Duration>,
+    server_cpu: Option<Duration>,
+    self_cpu: Duration,
+    window: Duration,
+) {
+    metrics.push(
+        "other_cpu_cores",
+        "other processes' CPU",
+        "cores",
+        machine_cpu.zip(server_cpu).map(|(m, s)| {
+            m.saturating_sub(s).saturating_sub(self_cpu).as_secs_f64() / window.as_secs_f64()
+        }),
+    );
+    metrics.push("load_average", "load average at start", "", load_average);
 }
 
 #[cfg(test)]

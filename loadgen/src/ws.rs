@@ -346,6 +346,8 @@ async fn run_once(args: &WsArgs) -> anyhow::Result<Metrics> {
     let sends: Arc<Mutex<Vec<(usize, u32, u64)>>> =
         Arc::new(Mutex::new(Vec::with_capacity(args.updates)));
     let update_errors = Arc::new(AtomicUsize::new(0));
+    let load_average = procfs::load_average();
+    let machine_cpu0 = procfs::machine_busy_time();
     let server_cpu0 = target.cpu_time();
     let self_cpu0 = procfs::self_cpu_time();
     let started = Instant::now();
@@ -395,6 +397,9 @@ async fn run_once(args: &WsArgs) -> anyhow::Result<Metrics> {
         _ => None,
     };
     let self_cpu = procfs::self_cpu_time().saturating_sub(self_cpu0);
+    let machine_cpu = machine_cpu0
+        .zip(procfs::machine_busy_time())
+        .map(|(a, b)| b.saturating_sub(a));
     // Read before stopping the server, whose exit closes every connection.
     let closed_early = shared.closed.load(Relaxed);
     target.stop();
@@ -537,6 +542,14 @@ async fn run_once(args: &WsArgs) -> anyhow::Result<Metrics> {
         server_cpu.map(|d| d.as_secs_f64()),
     );
     metrics.push("loadgen_cpu_s", "loadgen CPU", "s", self_cpu.as_secs_f64());
+    report::push_machine(
+        &mut metrics,
+        load_average,
+        machine_cpu,
+        server_cpu,
+        self_cpu,
+        window,
+    );
     let per_msg =
         |cpu: Duration| (seq.delivered > 0).then(|| cpu.as_secs_f64() * 1e6 / seq.delivered as f64);
     metrics.push(

@@ -98,12 +98,19 @@ fn format_value(v: Option<f64>) -> String {
 
 /// A table with a column per run and, for several runs, a median column.
 pub fn table(runs: &[Metrics]) -> String {
+    let columns: Vec<String> = (1..=runs.len()).map(|i| format!("run {i}")).collect();
+    columns_table(&columns, runs, runs.len() > 1)
+}
+
+/// A table with one named column per set of metrics (runs, or the medians of a sweep's
+/// steps), and a median column when asked.
+pub fn columns_table(columns: &[String], runs: &[Metrics], with_median: bool) -> String {
     let Some(first) = runs.first() else {
         return String::new();
     };
-    let summary = (runs.len() > 1).then(|| medians(runs));
+    let summary = with_median.then(|| medians(runs));
     let mut header = vec!["metric".to_string()];
-    header.extend((1..=runs.len()).map(|i| format!("run {i}")));
+    header.extend(columns.iter().cloned());
     if summary.is_some() {
         header.push("median".into());
     }
@@ -135,16 +142,18 @@ pub fn table(runs: &[Metrics]) -> String {
         }
         out.push('\n');
     }
-    for (i, r) in runs.iter().enumerate() {
+    for (column, r) in columns.iter().zip(runs) {
         for note in &r.notes {
-            out.push_str(&format!("run {}: {note}\n", i + 1));
+            out.push_str(&format!("{column}: {note}\n"));
         }
     }
     out
 }
 
-/// How busy the shared machine was: other processes' CPU during the window (all CPU busy time
-/// minus the server's and this process's), in cores, and the load average at its start.
+/// Who used the machine during the window, in cores: the server, this process, and every
+/// other process (all CPU busy time minus the first two); and the load average at its start.
+/// A side near a whole core per thread it can use, or a total near the core count, is what
+/// saturated.
 pub fn push_machine(
     metrics: &mut Metrics,
     load_average: Option<f64>,
@@ -153,6 +162,19 @@ pub fn push_machine(
     self_cpu: Duration,
     window: Duration,
 ) {
+    let secs = window.as_secs_f64();
+    metrics.push(
+        "server_cores",
+        "server CPU / window",
+        "cores",
+        server_cpu.map(|d| d.as_secs_f64() / secs),
+    );
+    metrics.push(
+        "loadgen_cores",
+        "loadgen CPU / window",
+        "cores",
+        self_cpu.as_secs_f64() / secs,
+    );
     metrics.push(
         "other_cpu_cores",
         "other processes' CPU",

@@ -65,9 +65,18 @@ pub struct WsArgs {
     /// Measured updates, in total across matches.
     #[arg(long, default_value_t = 60)]
     pub updates: usize,
-    /// Updates per second, in total across matches.
-    #[arg(long, default_value_t = 1.0)]
-    pub rate: f64,
+    /// Updates per second, in total across matches. Several comma-separated rates make a
+    /// sweep: each rate is measured `--runs` times, then a table of the medians per rate shows
+    /// the highest rate with no loss and a delivery p99 within `--p99-budget-ms`.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub rate: Vec<f64>,
+    /// Measure for this many seconds at each rate instead of a fixed `--updates` count
+    /// (updates = rate × seconds).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// The delivery latency p99 a sweep step must stay within to pass.
+    #[arg(long, default_value_t = 250.0)]
+    pub p99_budget_ms: f64,
     #[arg(long, value_enum, default_value = "transport")]
     pub protocol: Protocol,
     /// Give each connection's subscription its own id (by default every connection uses "1",
@@ -119,34 +128,130 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
             args.subscribers
         );
     }
-    let rate_ok = args.rate > 0.0 && args.rate.is_finite();
-    if !args.idle && !rate_ok {
-        bail!("--rate must be a positive number");
+    let rates_ok = !args.rate.is_empty() && args.rate.iter().all(|r| *r > 0.0 && r.is_finite());
+    if !args.idle && !rates_ok {
+        bail!("--rate must be one or more positive numbers");
     }
-    let config = json!({
-        "subscribers": args.subscribers, "matches": args.matches, "updates": args.updates,
-        "rate": args.rate, "protocol": args.protocol.subprotocol(), "idle": args.idle,
-        "unique_ids": args.unique_ids,
-    });
-    let mut runs = Vec::new();
-    for i in 1..=args.runs.max(1) {
-        eprintln!("run {i}/{}: {config}", args.runs.max(1));
-        let metrics = tokio::time::timeout(Duration::from_secs(args.timeout), run_once(&args))
+    let rates: Vec<f64> = if args.idle {
+        vec![args.rate.first().copied().unwrap_or(1.0)]
+    } else {
+        args.rate.clone()
+    };
+    let mut steps = Vec::new();
+    for &rate in &rates {
+        let updates = match args.seconds {
+            Some(s) => (rate * s).ceil().max(1.0) as usize,
+            None => args.updates,
+        };
+        let config = json!({
+            "subscribers": args.subscribers, "matches": args.matches, "updates": updates,
+            "rate": rate, "protocol": args.protocol.subprotocol(), "idle": args.idle,
+            "unique_ids": args.unique_ids,
+        });
+        let runs_n = args.runs.max(1);
+        let mut runs = Vec::new();
+        for i in 1..=runs_n {
+            eprintln!("run {i}/{runs_n}: {config}");
+            let metrics = tokio::time::timeout(
+                Duration::from_secs(args.timeout),
+                run_once(&args, rate, updates),
+            )
             .await
             .with_context(|| format!("run {i} took longer than --timeout {}s", args.timeout))??;
-        if args.json {
-            println!("{}", metrics.to_json("ws", Value::from(i), &config));
+            if args.json {
+                println!("{}", metrics.to_json("ws", Value::from(i), &config));
+            }
+            runs.push(metrics);
         }
-        runs.push(metrics);
+        if rates.len() > 1 {
+            println!("rate {rate}/s:");
+        }
+        println!("{}", report::table(&runs));
+        let summary = report::medians(&runs);
+        if args.json && runs.len() > 1 {
+            println!("{}", summary.to_json("ws", Value::from("median"), &config));
+        }
+        steps.push((rate, summary));
     }
-    println!("{}", report::table(&runs));
-    if args.json && runs.len() > 1 {
-        println!(
-            "{}",
-            report::medians(&runs).to_json("ws", Value::from("median"), &config)
-        );
+    if steps.len() > 1 {
+        println!("{}", sweep_table(&steps, args.p99_budget_ms));
     }
     Ok(())
+}
+
+/// Whether a sweep step delivered everything, in order, once, within the latency budget.
+fn passes(m: &Metrics, p99_budget_ms: f64) -> bool {
+    let zero = |k: &str| m.get(k) == Some(0.0);
+    zero("missing")
+        && zero("duplicate")
+        && zero("out_of_order")
+        && zero("never_ready")
+        && zero("update_errors")
+        && m.get("latency_p99_ms").is_some_and(|p| p <= p99_budget_ms)
+}
+
+/// The medians per rate side by side, and the verdict: the highest passing rate, and who used
+/// the CPU at the first failing one.
+fn sweep_table(steps: &[(f64, Metrics)], p99_budget_ms: f64) -> String {
+    const KEYS: [&str; 14] = [
+        "delivered_per_s",
+        "missing",
+        "duplicate",
+        "out_of_order",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "fanout_p99_ms",
+        "server_cpu_us_per_msg",
+        "loadgen_cpu_us_per_msg",
+        "server_cores",
+        "loadgen_cores",
+        "other_cpu_cores",
+        "never_ready",
+        "update_errors",
+    ];
+    let columns: Vec<String> = steps.iter().map(|(r, _)| format!("{r}/s")).collect();
+    let rows: Vec<Metrics> = steps
+        .iter()
+        .map(|(_, m)| {
+            let mut out = Metrics::default();
+            for key in KEYS {
+                if let Some(item) = m.items.iter().find(|i| i.key == key) {
+                    out.items.push(item.clone());
+                }
+            }
+            out.push(
+                "pass",
+                "passes (1 = yes)",
+                "",
+                if passes(m, p99_budget_ms) { 1.0 } else { 0.0 },
+            );
+            out
+        })
+        .collect();
+    let mut out =
+        format!("sweep (medians per rate; pass = no loss and p99 <= {p99_budget_ms} ms):\n");
+    out.push_str(&report::columns_table(&columns, &rows, false));
+    let best = steps
+        .iter()
+        .filter(|(_, m)| passes(m, p99_budget_ms))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((rate, m)) => out.push_str(&format!(
+            "highest passing rate: {rate} updates/s = {:.0} delivered messages/s\n",
+            m.get("delivered_per_s").unwrap_or(0.0)
+        )),
+        None => out.push_str("no rate passed\n"),
+    }
+    if let Some((rate, m)) = steps.iter().find(|(_, m)| !passes(m, p99_budget_ms)) {
+        let c = |k| m.get(k).map_or("-".to_string(), |v| format!("{v:.2}"));
+        out.push_str(&format!(
+            "first failing rate {rate}/s: server {} cores, loadgen {} cores, other processes {} cores\n",
+            c("server_cores"),
+            c("loadgen_cores"),
+            c("other_cpu_cores"),
+        ));
+    }
+    out
 }
 
 /// What every subscriber task shares; counters only, so the hot path takes no lock but its own.
@@ -188,7 +293,10 @@ struct Log {
 
 type Ws = WebSocketStream<TcpStream>;
 
-async fn run_once(args: &WsArgs) -> anyhow::Result<Metrics> {
+/// One measured update: (match index, the version it made, sent ns, answered ns).
+type UpdateSent = (usize, u32, u64, u64);
+
+async fn run_once(args: &WsArgs, rate: f64, updates: usize) -> anyhow::Result<Metrics> {
     let mut target = Target::start(&args.target).await?;
     let admin = Admin::new(&target)?;
     let seeded = admin.seed(args.matches).await.context("seeding matches")?;
@@ -343,8 +451,7 @@ async fn run_once(args: &WsArgs) -> anyhow::Result<Metrics> {
     for (m, v) in versions.iter().enumerate() {
         shared.threshold[m].store(*v, Relaxed);
     }
-    let sends: Arc<Mutex<Vec<(usize, u32, u64)>>> =
-        Arc::new(Mutex::new(Vec::with_capacity(args.updates)));
+    let sends: Arc<Mutex<Vec<UpdateSent>>> = Arc::new(Mutex::new(Vec::with_capacity(updates)));
     let update_errors = Arc::new(AtomicUsize::new(0));
     let load_average = procfs::load_average();
     let machine_cpu0 = procfs::machine_busy_time();
@@ -352,12 +459,11 @@ async fn run_once(args: &WsArgs) -> anyhow::Result<Metrics> {
     let self_cpu0 = procfs::self_cpu_time();
     let started = Instant::now();
     let mut senders = JoinSet::new();
-    for i in 0..args.updates {
+    for i in 0..updates {
         let m = i % args.matches;
         let step = steps[m];
         steps[m] += 1;
-        tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / args.rate)).into())
-            .await;
+        tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
         let (admin, shared, sends, errors, id) = (
             admin.clone(),
             shared.clone(),
@@ -370,7 +476,7 @@ async fn run_once(args: &WsArgs) -> anyhow::Result<Metrics> {
         senders.spawn(async move {
             let sent = shared.now_ns();
             match admin.update_score(&id, step).await {
-                Ok(v) => sends.lock().unwrap().push((m, v, sent)),
+                Ok(v) => sends.lock().unwrap().push((m, v, sent, shared.now_ns())),
                 Err(e) => {
                     errors.fetch_add(1, Relaxed);
                     shared.note_error(format!("update: {e:#}"));
@@ -381,7 +487,7 @@ async fn run_once(args: &WsArgs) -> anyhow::Result<Metrics> {
     while senders.join_next().await.is_some() {}
     let sends = std::mem::take(&mut *sends.lock().unwrap());
     let mut per_match_updates = vec![0u64; args.matches];
-    for (m, _, _) in &sends {
+    for (m, _, _, _) in &sends {
         per_match_updates[*m] += 1;
     }
     let expected: u64 = (0..args.matches)
@@ -408,14 +514,14 @@ async fn run_once(args: &WsArgs) -> anyhow::Result<Metrics> {
     // Analysis, after the fact: the subscribers only recorded.
     let mut send_ns: HashMap<(usize, u32), u64> = HashMap::with_capacity(sends.len());
     let mut owed: Vec<(u32, u32)> = versions.iter().map(|v| (v + 1, *v)).collect();
-    for (m, v, t) in &sends {
+    for (m, v, t, _) in &sends {
         send_ns.insert((*m, *v), *t);
         owed[*m].1 = owed[*m].1.max(*v);
     }
     let mut seq = Sequence::default();
     let mut latencies: Vec<u64> = Vec::with_capacity(expected as usize);
-    // Per (match, version): receipts and the last receipt time.
-    let mut fanout: HashMap<(usize, u32), (usize, u64)> = HashMap::with_capacity(sends.len());
+    // Per (match, version): receipts, the first and the last receipt time.
+    let mut fanout: HashMap<(usize, u32), (usize, u64, u64)> = HashMap::with_capacity(sends.len());
     let mut last_receipt = 0u64;
     for (i, log) in logs.iter().enumerate() {
         if !log.ready.load(Relaxed) {
@@ -434,25 +540,34 @@ async fn run_once(args: &WsArgs) -> anyhow::Result<Metrics> {
                 continue;
             }
             latencies.push(t.saturating_sub(*sent) / 1000);
-            let e = fanout.entry((m, *v)).or_insert((0, 0));
+            let e = fanout.entry((m, *v)).or_insert((0, u64::MAX, 0));
             e.0 += 1;
-            e.1 = e.1.max(*t);
+            e.1 = e.1.min(*t);
+            e.2 = e.2.max(*t);
             last_receipt = last_receipt.max(*t);
         }
     }
     latencies.sort_unstable();
     let mut completions: Vec<u64> = Vec::with_capacity(sends.len());
+    let mut spreads: Vec<u64> = Vec::with_capacity(sends.len());
     let mut incomplete = 0u64;
-    for (m, v, sent) in &sends {
+    for (m, v, sent, _) in &sends {
         match fanout.get(&(*m, *v)) {
-            Some((n, last)) if *n == ready_per_match[*m] => {
-                completions.push(last.saturating_sub(*sent) / 1000)
+            Some((n, first, last)) if *n == ready_per_match[*m] => {
+                completions.push(last.saturating_sub(*sent) / 1000);
+                spreads.push(last.saturating_sub(*first) / 1000);
             }
             _ => incomplete += 1,
         }
     }
     completions.sort_unstable();
-    let first_send = sends.iter().map(|(_, _, t)| *t).min().unwrap_or(0);
+    spreads.sort_unstable();
+    let mut answers: Vec<u64> = sends
+        .iter()
+        .map(|(_, _, sent, answered)| answered.saturating_sub(*sent) / 1000)
+        .collect();
+    answers.sort_unstable();
+    let first_send = sends.iter().map(|(_, _, t, _)| *t).min().unwrap_or(0);
     let delivery_secs = last_receipt.saturating_sub(first_send) as f64 / 1e9;
     let ms = |x: Option<u64>| x.map(|us| us as f64 / 1000.0);
 
@@ -521,6 +636,30 @@ async fn run_once(args: &WsArgs) -> anyhow::Result<Metrics> {
         "fan-out completion max",
         "ms",
         ms(completions.last().copied()),
+    );
+    metrics.push(
+        "spread_p50_ms",
+        "first → last subscriber p50",
+        "ms",
+        ms(percentile(&spreads, 50.0)),
+    );
+    metrics.push(
+        "spread_p99_ms",
+        "first → last subscriber p99",
+        "ms",
+        ms(percentile(&spreads, 99.0)),
+    );
+    metrics.push(
+        "mutation_p50_ms",
+        "mutation answered p50",
+        "ms",
+        ms(percentile(&answers, 50.0)),
+    );
+    metrics.push(
+        "mutation_max_ms",
+        "mutation answered max",
+        "ms",
+        ms(answers.last().copied()),
     );
     metrics.push(
         "fanout_incomplete",
@@ -724,6 +863,52 @@ mod tests {
         let frame = br#"{"type":"next","id":"1","payload":{"data":{"matchUpdated":{"id":"m-1","version":42,"score":{"home":1,"away":0}}}}}"#;
         assert_eq!(version_of(frame), Some(42));
         assert_eq!(version_of(br#"{"version": 7}"#), Some(7));
+    }
+
+    fn step(p99: f64, missing: f64, delivered_per_s: f64) -> Metrics {
+        let mut m = Metrics::default();
+        for key in ["duplicate", "out_of_order", "never_ready", "update_errors"] {
+            m.push(key, "", "", 0.0);
+        }
+        m.push("missing", "missing", "", missing);
+        m.push("latency_p99_ms", "p99", "ms", p99);
+        m.push("delivered_per_s", "delivered", "msg/s", delivered_per_s);
+        m.push("server_cores", "server", "cores", 0.9);
+        m
+    }
+
+    #[test]
+    fn a_sweep_step_passes_only_without_loss_and_within_the_budget() {
+        assert!(passes(&step(250.0, 0.0, 1.0), 250.0));
+        assert!(!passes(&step(250.1, 0.0, 1.0), 250.0));
+        assert!(!passes(&step(10.0, 1.0, 1.0), 250.0));
+        let mut unmeasured = step(10.0, 0.0, 1.0);
+        unmeasured.items.retain(|i| i.key != "duplicate");
+        assert!(
+            !passes(&unmeasured, 250.0),
+            "an unmeasured count is not a zero"
+        );
+    }
+
+    #[test]
+    fn the_sweep_names_the_highest_passing_rate_and_the_first_failing_one() {
+        let steps = vec![
+            (5.0, step(100.0, 0.0, 50_000.0)),
+            (10.0, step(200.0, 0.0, 100_000.0)),
+            (20.0, step(900.0, 0.0, 150_000.0)),
+            (40.0, step(200.0, 3.0, 160_000.0)),
+        ];
+        let out = sweep_table(&steps, 250.0);
+        assert!(
+            out.contains("highest passing rate: 10 updates/s = 100000 delivered messages/s"),
+            "{out}"
+        );
+        assert!(
+            out.contains("first failing rate 20/s: server 0.90 cores"),
+            "{out}"
+        );
+        let none = sweep_table(&[(1.0, step(900.0, 0.0, 1.0))], 250.0);
+        assert!(none.contains("no rate passed"), "{none}");
     }
 
     #[test]

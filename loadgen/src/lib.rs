@@ -14,6 +14,7 @@
 //! # Layout
 //! - `target`: spawning or reaching the server, the admin token, the GraphQL seeding calls.
 //! - `ws`, `http`, `floor`: the three benches (and `floor`'s reading child, `floor-sink`).
+//! - `rawws`: the minimal WebSocket client `ws` subscribers use by default.
 //! - `stats`: percentiles, medians, version-sequence accounting.
 //! - `procfs`: RSS and CPU time from `/proc` and `getrusage`.
 //! - `report`: metrics as a table with per-run columns and medians, and as JSON lines.
@@ -21,6 +22,7 @@
 pub mod floor;
 pub mod http;
 pub mod procfs;
+pub mod rawws;
 pub mod report;
 pub mod stats;
 pub mod target;

@@ -31,6 +31,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::procfs;
+use crate::rawws::{Incoming, RawWs};
 use crate::report::{self, Metrics};
 use crate::stats::{account, percentile, Sequence};
 use crate::target::{Admin, Target, TargetArgs};
@@ -50,6 +51,14 @@ impl Protocol {
             Protocol::Legacy => "graphql-ws",
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Client {
+    /// `rawws`: the upgrade and framing by hand, data frames never copied.
+    Raw,
+    /// tokio-tungstenite with 4 KiB buffers.
+    Tungstenite,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -79,6 +88,10 @@ pub struct WsArgs {
     pub p99_budget_ms: f64,
     #[arg(long, value_enum, default_value = "transport")]
     pub protocol: Protocol,
+    /// The subscribers' WebSocket client: `raw` reads frames in place (cheapest, so more of
+    /// the machine is left to the server), `tungstenite` is the stock client.
+    #[arg(long, value_enum, default_value = "raw")]
+    pub client: Client,
     /// Give each connection's subscription its own id (by default every connection uses "1",
     /// as real clients do).
     #[arg(long)]
@@ -146,7 +159,7 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         let config = json!({
             "subscribers": args.subscribers, "matches": args.matches, "updates": updates,
             "rate": rate, "protocol": args.protocol.subprotocol(), "idle": args.idle,
-            "unique_ids": args.unique_ids,
+            "unique_ids": args.unique_ids, "client": format!("{:?}", args.client).to_lowercase(),
         });
         let runs_n = args.runs.max(1);
         let mut runs = Vec::new();
@@ -336,6 +349,7 @@ async fn run_once(args: &WsArgs, rate: f64, updates: usize) -> anyhow::Result<Me
             url: ws_url.clone(),
             authority: authority.clone(),
             protocol: args.protocol,
+            client: args.client,
             id: if args.unique_ids {
                 format!("s{i}")
             } else {
@@ -715,19 +729,56 @@ struct Subscriber {
     url: String,
     authority: String,
     protocol: Protocol,
+    client: Client,
     id: String,
     match_id: String,
     match_index: usize,
 }
 
+/// A subscriber's connection, through either client implementation.
+enum Conn {
+    Tungstenite(Box<Ws>),
+    Raw(Box<RawWs>),
+}
+
+impl Conn {
+    async fn send_text(&mut self, text: String) -> anyhow::Result<()> {
+        match self {
+            Conn::Tungstenite(ws) => ws.send(Message::Text(text.into())).await?,
+            Conn::Raw(ws) => ws.send_text(&text).await?,
+        }
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> Incoming {
+        let ws = match self {
+            Conn::Raw(ws) => return ws.recv().await,
+            Conn::Tungstenite(ws) => ws,
+        };
+        loop {
+            return match ws.next().await {
+                Some(Ok(Message::Text(text))) => match version_of(text.as_bytes()) {
+                    Some(v) => Incoming::Version(v),
+                    None => Incoming::Other(text.as_str().to_string()),
+                },
+                Some(Ok(Message::Close(frame))) => Incoming::Closed(format!("{frame:?}")),
+                // Pings are answered by tungstenite on the next read.
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => Incoming::Closed(e.to_string()),
+                None => Incoming::Closed("EOF".into()),
+            };
+        }
+    }
+}
+
 impl Subscriber {
     async fn run(self, shared: Arc<Shared>, log: Arc<Log>, sem: Arc<Semaphore>) {
-        let ws = {
+        let conn = {
             let _permit = sem.acquire().await;
             tokio::time::timeout(Duration::from_secs(30), self.connect()).await
         };
-        let mut ws = match ws {
-            Ok(Ok(ws)) => ws,
+        let mut conn = match conn {
+            Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
                 shared.note_error(format!("connect: {e:#}"));
                 shared.failed.fetch_add(1, Relaxed);
@@ -741,56 +792,52 @@ impl Subscriber {
         };
         shared.subscribed.fetch_add(1, Relaxed);
         let threshold = &shared.threshold[self.match_index];
-        while let Some(msg) = ws.next().await {
-            let text = match msg {
-                Ok(Message::Text(text)) => text,
-                Ok(Message::Close(frame)) => {
-                    shared.note_error(format!("closed by the server: {frame:?}"));
+        loop {
+            let text = match conn.recv().await {
+                Incoming::Version(v) => {
+                    let now = shared.now_ns();
+                    if !log.ready.load(Relaxed) {
+                        log.ready.store(true, Relaxed);
+                        shared.ready.fetch_add(1, Relaxed);
+                    }
+                    if v > threshold.load(Relaxed) {
+                        shared.measured.fetch_add(1, Relaxed);
+                    }
+                    log.receipts.lock().unwrap().push((v, now));
+                    continue;
+                }
+                Incoming::Closed(reason) => {
+                    shared.note_error(format!("connection ended: {reason}"));
                     break;
                 }
-                Ok(_) => continue,
-                Err(e) => {
-                    shared.note_error(format!("read: {e}"));
-                    break;
-                }
+                Incoming::Other(text) => text,
             };
-            if let Some(v) = version_of(text.as_bytes()) {
-                let now = shared.now_ns();
-                if !log.ready.load(Relaxed) {
-                    log.ready.store(true, Relaxed);
-                    shared.ready.fetch_add(1, Relaxed);
-                }
-                if v > threshold.load(Relaxed) {
-                    shared.measured.fetch_add(1, Relaxed);
-                }
-                log.receipts.lock().unwrap().push((v, now));
-                continue;
-            }
             // Rare: keep-alives and protocol messages, parsed in full.
-            let kind = serde_json::from_str::<Value>(text.as_str())
+            let kind = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| v["type"].as_str().map(str::to_string));
             match kind.as_deref() {
                 Some("ka") | Some("pong") => {}
                 Some("ping") => {
-                    if ws
-                        .send(Message::Text(r#"{"type":"pong"}"#.into()))
-                        .await
-                        .is_err()
-                    {
+                    if conn.send_text(r#"{"type":"pong"}"#.into()).await.is_err() {
                         break;
                     }
                 }
                 _ => {
                     shared.protocol_errors.fetch_add(1, Relaxed);
-                    shared.note_error(format!("unexpected message: {}", text.as_str()));
+                    shared.note_error(format!("unexpected message: {text}"));
                 }
             }
         }
         shared.closed.fetch_add(1, Relaxed);
     }
 
-    async fn connect(&self) -> anyhow::Result<Ws> {
+    async fn open(&self) -> anyhow::Result<Conn> {
+        if self.client == Client::Raw {
+            let ws =
+                RawWs::connect(&self.authority, "/graphql", self.protocol.subprotocol()).await?;
+            return Ok(Conn::Raw(Box::new(ws)));
+        }
         let stream = TcpStream::connect(&self.authority).await?;
         stream.set_nodelay(true)?;
         let mut request = self.url.as_str().into_client_request()?;
@@ -803,37 +850,41 @@ impl Subscriber {
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0);
-        let (mut ws, _) =
+        let (ws, _) =
             tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
-        send_json(&mut ws, json!({"type": "connection_init", "payload": {}})).await?;
+        Ok(Conn::Tungstenite(Box::new(ws)))
+    }
+
+    async fn connect(&self) -> anyhow::Result<Conn> {
+        let mut conn = self.open().await?;
+        conn.send_text(json!({"type": "connection_init", "payload": {}}).to_string())
+            .await?;
         loop {
-            let msg = ws.next().await.context("closed before connection_ack")??;
-            if let Message::Text(text) = msg {
-                let v: Value = serde_json::from_str(text.as_str())?;
-                match v["type"].as_str() {
-                    Some("connection_ack") => break,
-                    Some("ka") => continue,
-                    _ => bail!("expected connection_ack, got {v}"),
+            match conn.recv().await {
+                Incoming::Other(text) => {
+                    let v: Value = serde_json::from_str(&text)?;
+                    match v["type"].as_str() {
+                        Some("connection_ack") => break,
+                        Some("ka") => continue,
+                        _ => bail!("expected connection_ack, got {v}"),
+                    }
                 }
+                Incoming::Version(_) => bail!("data before connection_ack"),
+                Incoming::Closed(reason) => bail!("closed before connection_ack: {reason}"),
             }
         }
         let kind = match self.protocol {
             Protocol::Transport => "subscribe",
             Protocol::Legacy => "start",
         };
-        send_json(
-            &mut ws,
+        conn.send_text(
             json!({"type": kind, "id": self.id,
-                   "payload": {"query": SUBSCRIPTION, "variables": {"id": self.match_id}}}),
+                   "payload": {"query": SUBSCRIPTION, "variables": {"id": self.match_id}}})
+            .to_string(),
         )
         .await?;
-        Ok(ws)
+        Ok(conn)
     }
-}
-
-async fn send_json(ws: &mut Ws, value: Value) -> anyhow::Result<()> {
-    ws.send(Message::Text(value.to_string().into())).await?;
-    Ok(())
 }
 
 /// The number after the first `"version":` of a frame, without parsing the JSON: the

@@ -712,6 +712,14 @@ async fn run_once(args: &WsArgs, rate: f64, updates: usize) -> anyhow::Result<Me
         server_cpu.and_then(per_msg),
     );
     metrics.push(
+        "server_cpu_ms_per_update",
+        "server CPU per update",
+        "ms",
+        server_cpu
+            .filter(|_| !sends.is_empty())
+            .map(|d| d.as_secs_f64() * 1e3 / sends.len() as f64),
+    );
+    metrics.push(
         "loadgen_cpu_us_per_msg",
         "loadgen CPU per received message",
         "µs",

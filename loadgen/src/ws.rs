@@ -412,7 +412,7 @@ async fn run_once(args: &WsArgs, rate: f64, updates: usize) -> anyhow::Result<Me
         "never_ready",
         "never ready (barrier)",
         "",
-        (subscribed - ready) as f64,
+        subscribed.saturating_sub(ready) as f64,
     );
     metrics.push("connect_s", "connect + subscribe all", "s", connect_secs);
     metrics.push("barrier_s", "barrier", "s", barrier_secs);

@@ -66,8 +66,10 @@ pub struct WsArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// WebSocket connections, one subscription each, spread round-robin over the matches.
-    #[arg(long, default_value_t = 1000)]
-    pub subscribers: usize,
+    /// Several comma-separated counts make a sweep (each with every `--rate`), e.g. to see
+    /// the server's CPU per update as subscribers grow.
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    pub subscribers: Vec<usize>,
     /// Live matches.
     #[arg(long, default_value_t = 1)]
     pub matches: usize,
@@ -128,17 +130,16 @@ const SUBSCRIPTION: &str =
 const MAX_SOCKETS_PER_PROCESS: usize = 19_000;
 
 pub async fn run(args: WsArgs) -> anyhow::Result<()> {
-    if args.subscribers == 0 || args.matches == 0 {
+    if args.subscribers.is_empty() || args.subscribers.contains(&0) || args.matches == 0 {
         bail!("--subscribers and --matches must be at least 1");
     }
     let limit = procfs::open_files_limit() as usize;
     let room = MAX_SOCKETS_PER_PROCESS.min(limit.saturating_sub(1_000));
-    if args.subscribers > room {
+    if let Some(n) = args.subscribers.iter().find(|n| **n > room) {
         bail!(
-            "--subscribers {} does not fit in one process: the open file limit is {limit} \
+            "--subscribers {n} does not fit in one process: the open file limit is {limit} \
              (a hard limit on these machines) and one server holds every connection too; \
-             use at most {room}",
-            args.subscribers
+             use at most {room}"
         );
     }
     let rates_ok = !args.rate.is_empty() && args.rate.iter().all(|r| *r > 0.0 && r.is_finite());
@@ -151,13 +152,18 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         args.rate.clone()
     };
     let mut steps = Vec::new();
-    for &rate in &rates {
+    let plan: Vec<(usize, f64)> = args
+        .subscribers
+        .iter()
+        .flat_map(|n| rates.iter().map(move |r| (*n, *r)))
+        .collect();
+    for &(subscribers, rate) in &plan {
         let updates = match args.seconds {
             Some(s) => (rate * s).ceil().max(1.0) as usize,
             None => args.updates,
         };
         let config = json!({
-            "subscribers": args.subscribers, "matches": args.matches, "updates": updates,
+            "subscribers": subscribers, "matches": args.matches, "updates": updates,
             "rate": rate, "protocol": args.protocol.subprotocol(), "idle": args.idle,
             "unique_ids": args.unique_ids, "client": format!("{:?}", args.client).to_lowercase(),
         });
@@ -167,7 +173,7 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
             eprintln!("run {i}/{runs_n}: {config}");
             let metrics = tokio::time::timeout(
                 Duration::from_secs(args.timeout),
-                run_once(&args, rate, updates),
+                run_once(&args, subscribers, rate, updates),
             )
             .await
             .with_context(|| format!("run {i} took longer than --timeout {}s", args.timeout))??;
@@ -176,15 +182,15 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
             }
             runs.push(metrics);
         }
-        if rates.len() > 1 {
-            println!("rate {rate}/s:");
+        if plan.len() > 1 {
+            println!("{subscribers} subscribers, {rate} updates/s:");
         }
         println!("{}", report::table(&runs));
         let summary = report::medians(&runs);
         if args.json && runs.len() > 1 {
             println!("{}", summary.to_json("ws", Value::from("median"), &config));
         }
-        steps.push((rate, summary));
+        steps.push((Step { subscribers, rate }, summary));
     }
     if steps.len() > 1 {
         println!("{}", sweep_table(&steps, args.p99_budget_ms));
@@ -203,10 +209,17 @@ fn passes(m: &Metrics, p99_budget_ms: f64) -> bool {
         && m.get("latency_p99_ms").is_some_and(|p| p <= p99_budget_ms)
 }
 
-/// The medians per rate side by side, and the verdict: the highest passing rate, and who used
-/// the CPU at the first failing one.
-fn sweep_table(steps: &[(f64, Metrics)], p99_budget_ms: f64) -> String {
-    const KEYS: [&str; 14] = [
+/// One point of a sweep.
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    subscribers: usize,
+    rate: f64,
+}
+
+/// The medians per step side by side, and the verdict: the passing step that delivered the
+/// most messages per second, and who used the CPU at the first step that failed.
+fn sweep_table(steps: &[(Step, Metrics)], p99_budget_ms: f64) -> String {
+    const KEYS: [&str; 15] = [
         "delivered_per_s",
         "missing",
         "duplicate",
@@ -215,6 +228,7 @@ fn sweep_table(steps: &[(f64, Metrics)], p99_budget_ms: f64) -> String {
         "latency_p99_ms",
         "fanout_p99_ms",
         "server_cpu_us_per_msg",
+        "server_cpu_ms_per_update",
         "loadgen_cpu_us_per_msg",
         "server_cores",
         "loadgen_cores",
@@ -222,7 +236,10 @@ fn sweep_table(steps: &[(f64, Metrics)], p99_budget_ms: f64) -> String {
         "never_ready",
         "update_errors",
     ];
-    let columns: Vec<String> = steps.iter().map(|(r, _)| format!("{r}/s")).collect();
+    let columns: Vec<String> = steps
+        .iter()
+        .map(|(s, _)| format!("{}×{}/s", s.subscribers, s.rate))
+        .collect();
     let rows: Vec<Metrics> = steps
         .iter()
         .map(|(_, m)| {
@@ -241,24 +258,31 @@ fn sweep_table(steps: &[(f64, Metrics)], p99_budget_ms: f64) -> String {
             out
         })
         .collect();
-    let mut out =
-        format!("sweep (medians per rate; pass = no loss and p99 <= {p99_budget_ms} ms):\n");
+    let mut out = format!(
+        "sweep (subscribers × updates/s, medians; pass = no loss and p99 <= {p99_budget_ms} ms):\n"
+    );
     out.push_str(&report::columns_table(&columns, &rows, false));
+    let delivered = |m: &Metrics| m.get("delivered_per_s").unwrap_or(0.0);
     let best = steps
         .iter()
         .filter(|(_, m)| passes(m, p99_budget_ms))
-        .max_by(|a, b| a.0.total_cmp(&b.0));
+        .max_by(|a, b| delivered(&a.1).total_cmp(&delivered(&b.1)));
     match best {
-        Some((rate, m)) => out.push_str(&format!(
-            "highest passing rate: {rate} updates/s = {:.0} delivered messages/s\n",
-            m.get("delivered_per_s").unwrap_or(0.0)
+        Some((s, m)) => out.push_str(&format!(
+            "highest passing delivery: {:.0} messages/s ({} subscribers at {} updates/s)\n",
+            delivered(m),
+            s.subscribers,
+            s.rate
         )),
-        None => out.push_str("no rate passed\n"),
+        None => out.push_str("no step passed\n"),
     }
-    if let Some((rate, m)) = steps.iter().find(|(_, m)| !passes(m, p99_budget_ms)) {
+    if let Some((s, m)) = steps.iter().find(|(_, m)| !passes(m, p99_budget_ms)) {
         let c = |k| m.get(k).map_or("-".to_string(), |v| format!("{v:.2}"));
         out.push_str(&format!(
-            "first failing rate {rate}/s: server {} cores, loadgen {} cores, other processes {} cores\n",
+            "first failing step ({} subscribers at {}/s): server {} cores, loadgen {} cores, \
+             other processes {} cores\n",
+            s.subscribers,
+            s.rate,
             c("server_cores"),
             c("loadgen_cores"),
             c("other_cpu_cores"),
@@ -309,7 +333,12 @@ type Ws = WebSocketStream<TcpStream>;
 /// One measured update: (match index, the version it made, sent ns, answered ns).
 type UpdateSent = (usize, u32, u64, u64);
 
-async fn run_once(args: &WsArgs, rate: f64, updates: usize) -> anyhow::Result<Metrics> {
+async fn run_once(
+    args: &WsArgs,
+    subscribers: usize,
+    rate: f64,
+    updates: usize,
+) -> anyhow::Result<Metrics> {
     let mut target = Target::start(&args.target).await?;
     let admin = Admin::new(&target)?;
     let seeded = admin.seed(args.matches).await.context("seeding matches")?;
@@ -334,9 +363,7 @@ async fn run_once(args: &WsArgs, rate: f64, updates: usize) -> anyhow::Result<Me
         closed: AtomicUsize::new(0),
         first_error: Mutex::new(None),
     });
-    let logs: Vec<Arc<Log>> = (0..args.subscribers)
-        .map(|_| Arc::new(Log::default()))
-        .collect();
+    let logs: Vec<Arc<Log>> = (0..subscribers).map(|_| Arc::new(Log::default())).collect();
     let sem = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let ws_url = target.ws_url();
     let authority = target.authority().to_string();
@@ -360,7 +387,7 @@ async fn run_once(args: &WsArgs, rate: f64, updates: usize) -> anyhow::Result<Me
         };
         tasks.spawn(sub.run(shared.clone(), log.clone(), sem.clone()));
     }
-    while shared.subscribed.load(Relaxed) + shared.failed.load(Relaxed) < args.subscribers {
+    while shared.subscribed.load(Relaxed) + shared.failed.load(Relaxed) < subscribers {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let connect_secs = connect_started.elapsed().as_secs_f64();
@@ -950,24 +977,28 @@ mod tests {
     }
 
     #[test]
-    fn the_sweep_names_the_highest_passing_rate_and_the_first_failing_one() {
+    fn the_sweep_names_the_highest_passing_delivery_and_the_first_failing_step() {
+        let at = |subscribers, rate| Step { subscribers, rate };
         let steps = vec![
-            (5.0, step(100.0, 0.0, 50_000.0)),
-            (10.0, step(200.0, 0.0, 100_000.0)),
-            (20.0, step(900.0, 0.0, 150_000.0)),
-            (40.0, step(200.0, 3.0, 160_000.0)),
+            (at(1000, 5.0), step(100.0, 0.0, 5_000.0)),
+            (at(1000, 10.0), step(200.0, 0.0, 10_000.0)),
+            (at(1000, 20.0), step(900.0, 0.0, 20_000.0)),
+            (at(2000, 40.0), step(200.0, 3.0, 80_000.0)),
         ];
         let out = sweep_table(&steps, 250.0);
         assert!(
-            out.contains("highest passing rate: 10 updates/s = 100000 delivered messages/s"),
+            out.contains(
+                "highest passing delivery: 10000 messages/s (1000 subscribers at 10 updates/s)"
+            ),
             "{out}"
         );
         assert!(
-            out.contains("first failing rate 20/s: server 0.90 cores"),
+            out.contains("first failing step (1000 subscribers at 20/s): server 0.90 cores"),
             "{out}"
         );
-        let none = sweep_table(&[(1.0, step(900.0, 0.0, 1.0))], 250.0);
-        assert!(none.contains("no rate passed"), "{none}");
+        assert!(out.lines().nth(1).unwrap().contains("1000×5/s"), "{out}");
+        let none = sweep_table(&[(at(10, 1.0), step(900.0, 0.0, 1.0))], 250.0);
+        assert!(none.contains("no step passed"), "{none}");
     }
 
     #[test]

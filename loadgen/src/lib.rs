@@ -5,7 +5,7 @@
 //!   the server and of the load generator itself (they share the machine).
 //! - `loadgen http`: `match(id)` query throughput over keep-alive HTTP/1.1.
 //! - `loadgen floor`: the cost of writing a 120-byte frame to a loopback socket with no server
-//!   at all, measured on the same machine in the same session: the floor for the server's cost
+//!   at all, measured on the same machine at the same time: the floor for the server's cost
 //!   per delivered message.
 //!
 //! By default each run spawns a fresh release server (`target/release/api`) on a free loopback

@@ -194,6 +194,9 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
     }
     if steps.len() > 1 {
         println!("{}", sweep_table(&steps, args.p99_budget_ms));
+        if args.json {
+            println!("{}", sweep_json(&steps, args.p99_budget_ms));
+        }
     }
     Ok(())
 }
@@ -207,6 +210,21 @@ fn passes(m: &Metrics, p99_budget_ms: f64) -> bool {
         && zero("never_ready")
         && zero("update_errors")
         && m.get("latency_p99_ms").is_some_and(|p| p <= p99_budget_ms)
+}
+
+/// The sweep as one JSON line: every step's medians with its verdict.
+fn sweep_json(steps: &[(Step, Metrics)], p99_budget_ms: f64) -> Value {
+    let steps: Vec<Value> = steps
+        .iter()
+        .map(|(s, m)| {
+            let mut v = m.to_json("ws", Value::from("median"), &Value::Null);
+            v["subscribers"] = Value::from(s.subscribers);
+            v["rate"] = Value::from(s.rate);
+            v["pass"] = Value::from(passes(m, p99_budget_ms));
+            v
+        })
+        .collect();
+    json!({"bench": "ws-sweep", "p99_budget_ms": p99_budget_ms, "steps": steps})
 }
 
 /// One point of a sweep.
@@ -997,6 +1015,10 @@ mod tests {
             "{out}"
         );
         assert!(out.lines().nth(1).unwrap().contains("1000×5/s"), "{out}");
+        let j = sweep_json(&steps, 250.0);
+        assert_eq!(j["steps"][1]["pass"], true);
+        assert_eq!(j["steps"][2]["pass"], false);
+        assert_eq!(j["steps"][3]["subscribers"], 2000);
         let none = sweep_table(&[(at(10, 1.0), step(900.0, 0.0, 1.0))], 250.0);
         assert!(none.contains("no step passed"), "{none}");
     }

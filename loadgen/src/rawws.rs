@@ -102,6 +102,8 @@ impl RawWs {
         let mut stream = TcpStream::connect(authority).await?;
         stream.set_nodelay(true)?;
         let mask: [u8; 4] = rand::random();
+        // A fixed key and no check of the server's accept hash: they only protect against
+        // proxies replaying a cached upgrade, and there is none on loopback.
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\n\

@@ -1,0 +1,63 @@
+//! `loadgen`: load and measurement for Scoreline.
+//!
+//! - `loadgen ws`: WebSocket subscription fan-out (N subscribers, K updates at rate R):
+//!   delivery latency, fan-out completion, loss, server RSS per connection, and the CPU time of
+//!   the server and of the load generator itself (they share the machine).
+//! - `loadgen http`: `match(id)` query throughput over keep-alive HTTP/1.1.
+//! - `loadgen floor`: the cost of writing a 120-byte frame to a loopback socket with no server
+//!   at all, measured on the same machine at the same time: the floor for the server's cost
+//!   per delivered message.
+//!
+//! By default each run spawns a fresh release server (`target/release/api`) on a free loopback
+//! port with a random HS256 secret the tool also signs its admin token with.
+//!
+//! # Layout
+//! - `target`: spawning or reaching the server, the admin token, the GraphQL seeding calls.
+//! - `ws`, `http`, `floor`: the three benches (and `floor`'s reading child, `floor-sink`).
+//! - `rawws`: the minimal WebSocket client `ws` subscribers use by default.
+//! - `stats`: percentiles, medians, version-sequence accounting.
+//! - `procfs`: RSS and CPU time from `/proc` and `getrusage`.
+//! - `report`: metrics as a table with per-run columns and medians, and as JSON lines.
+
+pub mod floor;
+pub mod http;
+pub mod procfs;
+pub mod rawws;
+pub mod report;
+pub mod stats;
+pub mod target;
+pub mod ws;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadgen",
+    about = "Load and measurement for Scoreline (build first: cargo build --release -p api -p loadgen)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// WebSocket fan-out: N subscribers, K updates at R per second.
+    Ws(ws::WsArgs),
+    /// `match(id)` over HTTP: C keep-alive connections for D seconds.
+    Http(http::HttpArgs),
+    /// The floor: one 120-byte frame to each of N loopback sockets, K rounds, no server.
+    Floor(floor::FloorArgs),
+    /// The reading side of `floor`, run by it as a child process.
+    #[command(hide = true)]
+    FloorSink(floor::SinkArgs),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Ws(args) => ws::run(args).await,
+        Command::Http(args) => http::run(args).await,
+        Command::Floor(args) => floor::run(args).await,
+        Command::FloorSink(args) => floor::sink(args).await,
+    }
+}

@@ -179,6 +179,10 @@ pub struct Config {
     /// closed; keep it above twice the keep-alive interval.
     #[arg(long, env = "WS_IDLE_TIMEOUT_SECS", default_value_t = 45)]
     pub ws_idle_timeout_secs: u64,
+    /// Milliseconds an anonymous query's response may be served from the micro-cache (0: off).
+    /// Entries also end at the first change this instance learns of; see docs/operations.md.
+    #[arg(long, env = "QUERY_CACHE_MS", default_value_t = 0)]
+    pub query_cache_ms: u64,
     /// Seconds to let connections finish after SIGTERM before exiting.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,

@@ -25,7 +25,7 @@ use async_graphql::parser::types::{DocumentOperations, OperationType, Selection}
 use async_graphql::{Name, Request, Response, Value};
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::auth::Principal;
@@ -76,6 +76,8 @@ struct OutboxInner {
     closing: bool,
     /// The close is for a slow consumer.
     slow: bool,
+    /// Operations that ended on their own (`id`, generation), for the connection to forget.
+    ended: Vec<(String, u64)>,
 }
 
 /// A connection's outgoing queue, shared by its operations and drained by its writer.
@@ -88,6 +90,8 @@ pub struct Outbox {
     drained: Notify,
     /// Wakes the connection loop when a close is queued.
     closing: Notify,
+    /// Wakes the connection loop when an operation ended on its own.
+    ended: Notify,
 }
 
 /// The result of queueing a subscription frame.
@@ -239,6 +243,23 @@ impl Outbox {
         self.closing.notify_one();
     }
 
+    /// Reports an operation that ended on its own, before its last frame is queued, so the
+    /// client may reuse its id (or its slot) as soon as it sees that frame.
+    pub fn op_ended(&self, id: String, op: u64) {
+        self.lock().ended.push((id, op));
+        self.ended.notify_one();
+    }
+
+    /// Operations that ended on their own since the last call.
+    pub fn take_ended(&self) -> Vec<(String, u64)> {
+        std::mem::take(&mut self.lock().ended)
+    }
+
+    /// Completes when an operation may have ended on its own.
+    pub async fn ended(&self) {
+        self.ended.notified().await;
+    }
+
     /// Completes once a close has been queued (by anyone).
     pub async fn closed(&self) {
         self.closing.notified().await;
@@ -387,12 +408,13 @@ pub struct MemberSpec {
     pub protocol: Protocol,
     pub id: String,
     pub op: u64,
-    /// Told `(id, op)` when the group ends, so the connection forgets the operation.
-    pub done: mpsc::UnboundedSender<(String, u64)>,
 }
 
 enum MemberState {
-    Live,
+    /// Served from the shared stream. `after` is the position its replay reached: the shared
+    /// execution learns of changes from the broker, later than a replay reads them from the
+    /// store, so frames not beyond it are skipped until the shared stream has caught up.
+    Live { after: u64 },
     /// The replay is running: shared frames wait here with their positions.
     Replaying {
         buffered: Vec<(u64, Utf8Bytes)>,
@@ -531,7 +553,6 @@ struct Replay {
     protocol: Protocol,
     id: String,
     op: u64,
-    done: mpsc::UnboundedSender<(String, u64)>,
 }
 
 /// A subscriber's place in a group, to leave it.
@@ -623,18 +644,11 @@ impl Fanout {
                 buffered: Vec::new(),
                 overflowed: false,
             },
-            None => MemberState::Live,
+            None => MemberState::Live { after: 0 },
         };
         let op = spec.op;
-        let replay_parts = since.map(|since| {
-            (
-                since,
-                spec.outbox.clone(),
-                spec.protocol,
-                spec.id.clone(),
-                spec.done.clone(),
-            )
-        });
+        let replay_parts =
+            since.map(|since| (since, spec.outbox.clone(), spec.protocol, spec.id.clone()));
 
         let (group, slot) = {
             let mut groups = self.groups();
@@ -665,7 +679,7 @@ impl Fanout {
             }
         };
 
-        if let Some((since, outbox, protocol, id, done)) = replay_parts {
+        if let Some((since, outbox, protocol, id)) = replay_parts {
             let mut request = request.data(ReplayOnly);
             if let Some(p) = principal {
                 request = request.data(p);
@@ -678,7 +692,6 @@ impl Fanout {
                 protocol,
                 id,
                 op,
-                done,
             };
             tokio::spawn(self.clone().replay(replay, request));
         }
@@ -758,7 +771,13 @@ impl Fanout {
                     continue;
                 };
                 match &mut member.state {
-                    MemberState::Live => {
+                    MemberState::Live { after } => {
+                        if *after != 0 {
+                            if position != 0 && position <= *after {
+                                continue;
+                            }
+                            *after = 0;
+                        }
                         member.spec.outbox.push_op(
                             member.spec.op,
                             group.policy,
@@ -802,7 +821,7 @@ impl Fanout {
                 ),
                 None => complete_frame(spec.protocol, &spec.id),
             };
-            let _ = spec.done.send((spec.id.clone(), spec.op));
+            spec.outbox.op_ended(spec.id.clone(), spec.op);
             spec.outbox.push_frame(end);
         }
     }
@@ -819,7 +838,6 @@ impl Fanout {
             protocol,
             id,
             op,
-            done,
         } = replay;
         let tap = PositionTap::default();
         let variant = Variant {
@@ -836,7 +854,7 @@ impl Fanout {
                 let leaving = group.members().remove(slot, op).is_some();
                 if leaving {
                     let errors = serde_json::to_string(&response.errors).unwrap_or_default();
-                    let _ = done.send((id.clone(), op));
+                    outbox.op_ended(id.clone(), op);
                     outbox.push_frame(json_frame("error", &id, &errors));
                     self.leave_emptied(&group);
                 }
@@ -861,7 +879,7 @@ impl Fanout {
         else {
             return;
         };
-        let state = std::mem::replace(&mut member.state, MemberState::Live);
+        let state = std::mem::replace(&mut member.state, MemberState::Live { after: last });
         if let MemberState::Replaying {
             buffered,
             overflowed,
@@ -875,6 +893,7 @@ impl Fanout {
             }
             for (position, frame) in buffered {
                 if position == 0 || position > last {
+                    member.state = MemberState::Live { after: 0 };
                     outbox.push_op(op, group.policy, frame, &self.metrics);
                 }
             }

@@ -14,13 +14,17 @@ use scoreline_core::ChangeBatch;
 use serde_json::json;
 
 use crate::auth::Principal;
+use crate::graphql::documents::DocumentCache;
 use crate::graphql::error::{BAD_REQUEST, UNAUTHENTICATED};
 use crate::graphql::guard::HttpGet;
+use crate::graphql::response_cache::ResponseCache;
+use crate::metrics::Metrics;
 use crate::startup::AppState;
 use crate::ws::{self, Protocol, WsContext};
+use async_graphql::parser::types::OperationType;
 
 /// Initial read buffer of a WebSocket connection; it grows for a larger message.
-const WS_READ_BUFFER: usize = 1024;
+const WS_READ_BUFFER: usize = 512;
 /// Bytes buffered before a write goes to the socket (a flush writes them anyway).
 const WS_WRITE_BUFFER: usize = 16 * 1024;
 
@@ -55,11 +59,43 @@ async fn execute(
     mut request: async_graphql::Request,
     principal: Option<Principal>,
 ) -> Response {
+    let anonymous = principal.is_none();
     if let Some(p) = principal {
         request = request.data(p);
     }
+    let operation = state
+        .documents
+        .prepare(&mut request)
+        .and_then(|doc| DocumentCache::operation_type(&doc, &request));
+    let cache = &state.responses;
+    let cacheable = cache.enabled() && anonymous && operation == Some(OperationType::Query);
+    if !cacheable {
+        let response = state.schema.execute(request).await;
+        if operation == Some(OperationType::Mutation) {
+            cache.changed();
+        }
+        return Json(response).into_response();
+    }
+    let key = ResponseCache::key(&request);
+    if let Some(body) = cache.get(&key) {
+        Metrics::inc(&state.metrics.query_cache_hits);
+        return json_body(body);
+    }
+    let changes = cache.changes();
     let response = state.schema.execute(request).await;
-    Json(response).into_response()
+    let ok = response.errors.is_empty();
+    let Ok(body) = serde_json::to_vec(&response) else {
+        return Json(response).into_response();
+    };
+    let body = Bytes::from(body);
+    if ok {
+        cache.put(key, body.clone(), changes);
+    }
+    json_body(body)
+}
+
+fn json_body(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// `POST /graphql` with a JSON body `{query, variables, operationName, extensions}`.

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub slow_consumer_closes: AtomicU64,
     /// Connections closed because the client stopped answering pings.
     pub idle_closes: AtomicU64,
+    /// Anonymous queries answered from the micro-cache.
+    pub query_cache_hits: AtomicU64,
 }
 
 impl Metrics {
@@ -83,6 +85,11 @@ impl Metrics {
                 "scoreline_ws_idle_closes_total",
                 "Connections closed because the client stopped answering pings.",
                 &self.idle_closes,
+            ),
+            (
+                "scoreline_query_cache_hits_total",
+                "Anonymous queries answered from the micro-cache.",
+                &self.query_cache_hits,
             ),
         ];
         for (name, help, value) in counters {

@@ -5,6 +5,7 @@
 //! the embedded server has the same pipeline as a deployment on DynamoDB Streams.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ pub struct Intake {
     broker: Arc<dyn Broker>,
     /// Held across a whole publish, so batches fan out one at a time and in order.
     published: Mutex<HashMap<MatchId, Published>>,
+    /// Rises with every batch of fresh changes fanned out (the query cache's invalidation).
+    changes: Arc<AtomicU64>,
 }
 
 impl Intake {
@@ -36,7 +39,13 @@ impl Intake {
         Self {
             broker,
             published: Mutex::new(HashMap::new()),
+            changes: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// A counter that rises whenever fresh changes are fanned out.
+    pub fn changes(&self) -> Arc<AtomicU64> {
+        self.changes.clone()
     }
 }
 
@@ -79,6 +88,7 @@ impl Publisher for Intake {
             .publish(&fresh)
             .await
             .map_err(|e| PublishError::Unavailable(e.to_string()))?;
+        self.changes.fetch_add(1, Ordering::AcqRel);
         published.extend(next);
         Ok(())
     }

@@ -22,6 +22,8 @@ use crate::auth::{Authenticator, Role};
 use crate::broker::{Broker, MemoryBroker, RedisBroker, RedisBrokerConfig};
 use crate::config::{BrokerKind, Config, StoreKind, StreamStart};
 use crate::fanout::Fanout;
+use crate::graphql::documents::DocumentCache;
+use crate::graphql::response_cache::ResponseCache;
 use crate::graphql::schema::Services;
 use crate::graphql::{build_schema, SchemaLimits, ScorelineSchema};
 use crate::metrics::Metrics;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub ws: WsSettings,
     pub fanout: Arc<Fanout>,
     pub metrics: Arc<Metrics>,
+    pub documents: Arc<DocumentCache>,
+    pub responses: Arc<ResponseCache>,
     pub max_body_bytes: usize,
     pub max_publish_body_bytes: usize,
     pub shutdown: watch::Receiver<bool>,
@@ -146,6 +150,7 @@ impl Application {
         }
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let intake_changes = intake.changes();
         let metrics = Arc::new(Metrics::default());
         let fanout = Arc::new(Fanout::new(schema.clone(), metrics.clone()));
         let state = AppState {
@@ -163,6 +168,11 @@ impl Application {
             },
             fanout,
             metrics,
+            documents: Arc::new(DocumentCache::default()),
+            responses: Arc::new(ResponseCache::new(
+                Duration::from_millis(config.query_cache_ms),
+                intake_changes,
+            )),
             max_body_bytes: config.max_body_bytes,
             max_publish_body_bytes: config.max_publish_body_bytes,
             shutdown: shutdown_rx,

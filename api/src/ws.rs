@@ -32,7 +32,7 @@ use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -168,7 +168,6 @@ pub async fn serve(
         operations: HashMap::new(),
         generation: 0,
     };
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, u64)>();
     let init_deadline = tokio::time::sleep(ctx.settings.init_timeout);
     tokio::pin!(init_deadline);
     let idle = tokio::time::sleep(ctx.settings.idle_timeout);
@@ -203,10 +202,10 @@ pub async fn serve(
                 };
                 // Forget operations that already ended before acting on the client's message: a
                 // client may reuse an id (or take a freed slot) as soon as it saw `complete`.
-                while let Ok((id, generation)) = done_rx.try_recv() {
+                for (id, generation) in outbox.take_ended() {
                     conn.reap(&id, generation);
                 }
-                if conn.handle(text.as_str(), &done_tx).await.is_break() {
+                if conn.handle(text.as_str()).await.is_break() {
                     break;
                 }
             }
@@ -229,7 +228,11 @@ pub async fn serve(
                 outbox.push_frame(Utf8Bytes::from_static(frame));
                 outbox.push_ping();
             }
-            Some((id, generation)) = done_rx.recv() => conn.reap(&id, generation),
+            () = outbox.ended() => {
+                for (id, generation) in outbox.take_ended() {
+                    conn.reap(&id, generation);
+                }
+            }
             () = outbox.closed() => break,
             _ = &mut writer => {
                 writer_ended = true;
@@ -348,7 +351,7 @@ impl Connection {
         BREAK
     }
 
-    async fn handle(&mut self, text: &str, done: &mpsc::UnboundedSender<(String, u64)>) -> Flow {
+    async fn handle(&mut self, text: &str) -> Flow {
         let Ok(message) = serde_json::from_str::<ClientMessage>(text) else {
             return self.close(4400, "Invalid message: not a JSON object with a type");
         };
@@ -371,7 +374,7 @@ impl Connection {
                 let Some(payload) = message.payload else {
                     return self.close(4400, "Invalid message: an operation needs a payload");
                 };
-                self.start(id, payload, done).await
+                self.start(id, payload).await
             }
             ("complete", false) | ("stop", true) => {
                 if let Some(op) = message.id.and_then(|id| self.operations.remove(&id)) {
@@ -419,12 +422,7 @@ impl Connection {
         CONTINUE
     }
 
-    async fn start(
-        &mut self,
-        id: String,
-        payload: Value,
-        done: &mpsc::UnboundedSender<(String, u64)>,
-    ) -> Flow {
+    async fn start(&mut self, id: String, payload: Value) -> Flow {
         if !self.acknowledged {
             return self.close(4401, "Unauthorized");
         }
@@ -490,7 +488,6 @@ impl Connection {
                     protocol: self.protocol,
                     id: id.clone(),
                     op: generation,
-                    done: done.clone(),
                 },
             )),
             _ => {
@@ -504,7 +501,6 @@ impl Connection {
                     id.clone(),
                     self.protocol,
                     self.outbox.clone(),
-                    done.clone(),
                     generation,
                     subscription,
                 ));
@@ -533,7 +529,6 @@ async fn run_operation(
     id: String,
     protocol: Protocol,
     outbox: Arc<Outbox>,
-    done: mpsc::UnboundedSender<(String, u64)>,
     generation: u64,
     subscription: bool,
 ) {
@@ -566,7 +561,7 @@ async fn run_operation(
     // The connection forgets the operation before the client can see that it ended, so the
     // client may reuse its id (or its slot) right after the last frame without a spurious 4409
     // or TOO_MANY_SUBSCRIPTIONS.
-    let _ = done.send((id, generation));
+    outbox.op_ended(id, generation);
     outbox.push_frame(last);
 }
 

@@ -1,10 +1,12 @@
 //! The GraphQL API: schema, resolvers, and the mapping of errors to `extensions.code`.
 
+pub mod documents;
 pub mod error;
 pub mod guard;
 pub mod loader;
 pub mod mutation;
 pub mod query;
+pub mod response_cache;
 pub mod schema;
 pub mod subscription;
 pub mod types;

@@ -223,11 +223,13 @@ impl Config {
         Duration::from_secs(self.ws_init_timeout_secs)
     }
 
+    /// At least a second: a zero interval would spin (and tokio refuses it).
     pub fn ws_keepalive(&self) -> Duration {
-        Duration::from_secs(self.ws_keepalive_secs)
+        Duration::from_secs(self.ws_keepalive_secs.max(1))
     }
 
+    /// At least a second, so a live client always has time to answer.
     pub fn ws_idle_timeout(&self) -> Duration {
-        Duration::from_secs(self.ws_idle_timeout_secs)
+        Duration::from_secs(self.ws_idle_timeout_secs.max(1))
     }
 }

@@ -104,6 +104,16 @@ pub enum Pushed {
     Closed,
 }
 
+impl OutboxInner {
+    /// Frames of operation `op` queued now.
+    fn queued(&self, op: u64) -> u32 {
+        self.per_op
+            .iter()
+            .find(|(o, _)| *o == op)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
 impl Outbox {
     fn lock(&self) -> MutexGuard<'_, OutboxInner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -142,12 +152,7 @@ impl Outbox {
         if inner.closing {
             return Pushed::Closed;
         }
-        let queued = inner
-            .per_op
-            .iter()
-            .find(|(o, _)| *o == op)
-            .map_or(0, |(_, n)| *n);
-        if queued >= SUBSCRIPTION_QUEUE {
+        if inner.queued(op) >= SUBSCRIPTION_QUEUE {
             match policy {
                 Policy::Conflate => {
                     // The newest queued frame of this subscription takes the newer state; the
@@ -200,12 +205,7 @@ impl Outbox {
                 if inner.closing {
                     return Pushed::Closed;
                 }
-                let queued = inner
-                    .per_op
-                    .iter()
-                    .find(|(o, _)| *o == op)
-                    .map_or(0, |(_, n)| *n);
-                if queued < SUBSCRIPTION_QUEUE {
+                if inner.queued(op) < SUBSCRIPTION_QUEUE {
                     drop(inner);
                     return self.push_op(op, Policy::CloseOnOverflow, frame, metrics);
                 }

@@ -197,35 +197,9 @@ impl crate::WsClient {
     /// The next protocol message (keep-alives answered and skipped) or the close frame, within
     /// [`WAIT`]; panics on a connection that ends without a close frame.
     pub async fn next_or_close(&mut self) -> Seen {
-        use futures::StreamExt;
-        use tokio_tungstenite::tungstenite::Message;
-        let deadline = tokio::time::Instant::now() + WAIT + Duration::from_secs(1);
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .expect("a message or a close arrives in time");
-            match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let value: serde_json::Value =
-                        serde_json::from_str(text.as_str()).expect("JSON frames");
-                    match value["type"].as_str() {
-                        Some("ka") => continue,
-                        Some("ping") if self.answer_pings => {
-                            self.send(serde_json::json!({"type": "pong"})).await;
-                            continue;
-                        }
-                        _ => return Seen::Message(value),
-                    }
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    return Seen::Closed(crate::Closed {
-                        code: frame.as_ref().map(|f| u16::from(f.code)).unwrap_or(1005),
-                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
-                    })
-                }
-                None | Some(Err(_)) => panic!("the connection ended without a close frame"),
-                Some(Ok(_)) => continue,
-            }
+        match self.recv_or_closed().await {
+            Ok(message) => Seen::Message(message),
+            Err(closed) => Seen::Closed(closed),
         }
     }
 }

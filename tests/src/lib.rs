@@ -373,6 +373,15 @@ impl WsClient {
 
     /// Like `recv`, but `Err(())` on timeout.
     pub async fn recv_within(&mut self, wait: Duration) -> Result<Option<Value>, ()> {
+        Ok(match self.arrive(wait).await? {
+            Arrival::Message(_, value) => Some(value),
+            Arrival::Closed(_) | Arrival::Gone => None,
+        })
+    }
+
+    /// What arrives next within `wait` (`Err(())` on timeout), keep-alives skipped and, with
+    /// `answer_pings`, answered: the one receive loop every other method is built on.
+    async fn arrive(&mut self, wait: Duration) -> Result<Arrival, ()> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.ws.next())
@@ -387,10 +396,18 @@ impl WsClient {
                             self.send(json!({"type": "pong"})).await;
                             continue;
                         }
-                        _ => return Ok(Some(value)),
+                        _ => return Ok(Arrival::Message(text.to_string(), value)),
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(None),
+                Some(Ok(Message::Close(frame))) => {
+                    return Ok(Arrival::Closed(Closed {
+                        code: frame
+                            .as_ref()
+                            .map_or(u16::from(CloseCode::Status), |f| u16::from(f.code)),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    }))
+                }
+                None | Some(Err(_)) => return Ok(Arrival::Gone),
                 Some(Ok(_)) => continue,
             }
         }
@@ -412,93 +429,47 @@ impl WsClient {
 
     /// Waits for the server to close the connection; returns the close code and reason.
     pub async fn closed(&mut self) -> Closed {
-        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .expect("the server closes in time");
-            match frame {
-                Some(Ok(Message::Close(Some(frame)))) => {
-                    return Closed {
-                        code: u16::from(frame.code),
-                        reason: frame.reason.to_string(),
-                    }
-                }
-                Some(Ok(Message::Close(None))) => {
-                    return Closed {
-                        code: u16::from(CloseCode::Status),
-                        reason: String::new(),
-                    }
-                }
-                None | Some(Err(_)) => panic!("the connection ended without a close frame"),
-                Some(Ok(_)) => continue,
+            match self.arrive(WAIT).await.expect("the server closes in time") {
+                Arrival::Message(..) => continue,
+                Arrival::Closed(closed) => return closed,
+                Arrival::Gone => panic!("the connection ended without a close frame"),
             }
         }
     }
+}
+
+/// What a client sees next.
+enum Arrival {
+    /// A protocol message, as sent and parsed.
+    Message(String, Value),
+    /// A close frame.
+    Closed(Closed),
+    /// The connection ended without a close frame.
+    Gone,
 }
 
 impl WsClient {
     /// The next protocol message exactly as sent (keep-alives skipped and answered as `recv`
     /// does); `None` when the connection closed.
     pub async fn recv_text(&mut self) -> Option<String> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .expect("a message arrives in time");
-            match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let value: Value = serde_json::from_str(text.as_str()).expect("JSON frames");
-                    match value["type"].as_str() {
-                        Some("ka") => continue,
-                        Some("ping") if self.answer_pings => {
-                            self.send(json!({"type": "pong"})).await;
-                            continue;
-                        }
-                        _ => return Some(text.to_string()),
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-                Some(Ok(_)) => continue,
-            }
+        match self.arrive(WAIT).await.expect("a message arrives in time") {
+            Arrival::Message(text, _) => Some(text),
+            Arrival::Closed(_) | Arrival::Gone => None,
         }
     }
 
     /// The next protocol message (keep-alives skipped), or how the server closed the
-    /// connection.
+    /// connection; panics on a connection that ends without a close frame.
     pub async fn recv_or_closed(&mut self) -> Result<Value, Closed> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .expect("a message or a close arrives in time");
-            match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let value: Value = serde_json::from_str(text.as_str()).expect("JSON frames");
-                    match value["type"].as_str() {
-                        Some("ka") => continue,
-                        Some("ping") if self.answer_pings => {
-                            self.send(json!({"type": "pong"})).await;
-                            continue;
-                        }
-                        _ => return Ok(value),
-                    }
-                }
-                Some(Ok(Message::Close(Some(frame)))) => {
-                    return Err(Closed {
-                        code: u16::from(frame.code),
-                        reason: frame.reason.to_string(),
-                    })
-                }
-                Some(Ok(Message::Close(None))) => {
-                    return Err(Closed {
-                        code: u16::from(CloseCode::Status),
-                        reason: String::new(),
-                    })
-                }
-                None | Some(Err(_)) => panic!("the connection ended without a close frame"),
-                Some(Ok(_)) => continue,
-            }
+        match self
+            .arrive(WAIT)
+            .await
+            .expect("a message or a close arrives in time")
+        {
+            Arrival::Message(_, value) => Ok(value),
+            Arrival::Closed(closed) => Err(closed),
+            Arrival::Gone => panic!("the connection ended without a close frame"),
         }
     }
 

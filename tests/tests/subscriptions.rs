@@ -577,7 +577,9 @@ fn long_venue() -> String {
 #[tokio::test]
 async fn a_slow_match_updated_subscriber_is_conflated_to_the_final_state_and_stays_connected() {
     const UPDATES: usize = 2_000;
-    let app = TestApp::spawn().await;
+    // The client stops reading for longer than the default idle timeout on a slow store; it
+    // is slow, not dead, so liveness must not be what closes it here.
+    let app = TestApp::spawn_with(|c| c.ws_idle_timeout_secs = 600).await;
     let seed = app.seed("SOCCER").await;
     let venue = long_venue();
     assert_eq!(venue.len(), 120);
@@ -647,7 +649,9 @@ async fn a_slow_match_updated_subscriber_is_conflated_to_the_final_state_and_sta
 #[tokio::test]
 async fn a_slow_match_events_subscriber_is_closed_with_1013_and_resumes_with_after_seq() {
     const EVENTS: usize = 1_500;
-    let app = TestApp::spawn().await;
+    // The client stops reading for longer than the default idle timeout on a slow store; it
+    // is slow, not dead, so liveness must not be what closes it here.
+    let app = TestApp::spawn_with(|c| c.ws_idle_timeout_secs = 600).await;
     let seed = app.live_match("SOCCER").await;
     let id = seed.match_id.as_str();
     let description = "x".repeat(500);

@@ -265,10 +265,6 @@ impl Outbox {
         self.closing.notified().await;
     }
 
-    pub fn is_closing(&self) -> bool {
-        self.lock().closing
-    }
-
     /// Whether the connection is being closed for not reading fast enough.
     pub fn is_slow_close(&self) -> bool {
         self.lock().slow
@@ -607,11 +603,6 @@ impl Fanout {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Shared executions running now.
-    pub fn group_count(&self) -> usize {
-        self.groups().len()
-    }
-
     /// Joins (or starts) the shared execution of `request`, which `analysis` found shareable.
     /// With a resume value, the subscriber is served its replay first and joins live after.
     pub fn join(
@@ -819,7 +810,7 @@ impl Fanout {
                     &spec.id,
                     &serde_json::to_string(&error.errors).unwrap_or_default(),
                 ),
-                None => complete_frame(spec.protocol, &spec.id),
+                None => complete_frame(&spec.id),
             };
             spec.outbox.op_ended(spec.id.clone(), spec.op);
             spec.outbox.push_frame(end);
@@ -926,7 +917,8 @@ pub fn json_frame(kind: &str, id: &str, payload_json: &str) -> Utf8Bytes {
     frame(kind, &variant, payload_json)
 }
 
-pub fn complete_frame(_protocol: Protocol, id: &str) -> Utf8Bytes {
+/// `{"type": "complete", "id": id}` (both protocols).
+pub fn complete_frame(id: &str) -> Utf8Bytes {
     let id = serde_json::to_string(id).unwrap_or_default();
     Utf8Bytes::from(format!("{{\"type\":\"complete\",\"id\":{id}}}"))
 }

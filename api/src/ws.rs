@@ -557,7 +557,7 @@ async fn run_operation(
             return;
         }
     }
-    let last = last.unwrap_or_else(|| complete_frame(protocol, &id));
+    let last = last.unwrap_or_else(|| complete_frame(&id));
     // The connection forgets the operation before the client can see that it ended, so the
     // client may reuse its id (or its slot) right after the last frame without a spurious 4409
     // or TOO_MANY_SUBSCRIPTIONS.

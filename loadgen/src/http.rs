@@ -17,7 +17,6 @@ use tokio::net::TcpStream;
 
 use crate::procfs;
 use crate::report::{self, Metrics};
-use crate::stats::percentile;
 use crate::target::{Admin, Target, TargetArgs};
 
 #[derive(Args, Clone, Debug)]
@@ -129,7 +128,6 @@ async fn run_once(args: &HttpArgs) -> anyhow::Result<Metrics> {
     target.stop();
     latencies.sort_unstable();
     let ok = latencies.len() as f64;
-    let ms = |x: Option<u64>| x.map(|us| us as f64 / 1000.0);
     let mut m = Metrics::default();
     m.push("requests", "requests answered", "", ok);
     m.push("errors", "errors", "", errors as f64);
@@ -139,23 +137,13 @@ async fn run_once(args: &HttpArgs) -> anyhow::Result<Metrics> {
         "req/s",
         ok / window.as_secs_f64(),
     );
-    m.push(
-        "latency_p50_ms",
-        "latency p50",
-        "ms",
-        ms(percentile(&latencies, 50.0)),
-    );
-    m.push(
-        "latency_p99_ms",
-        "latency p99",
-        "ms",
-        ms(percentile(&latencies, 99.0)),
-    );
-    m.push(
-        "latency_max_ms",
-        "latency max",
-        "ms",
-        ms(latencies.last().copied()),
+    m.push_ms_percentiles(
+        &latencies,
+        &[
+            ("latency_p50_ms", "latency p50", 50.0),
+            ("latency_p99_ms", "latency p99", 99.0),
+            ("latency_max_ms", "latency max", 100.0),
+        ],
     );
     m.push(
         "server_cpu_s",

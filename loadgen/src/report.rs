@@ -42,6 +42,23 @@ impl Metrics {
         });
     }
 
+    /// Pushes percentiles of sorted microsecond values as milliseconds, one row per
+    /// `(key, label, p)`; `p` 100 is the maximum.
+    pub fn push_ms_percentiles(
+        &mut self,
+        sorted_us: &[u64],
+        rows: &[(&'static str, &'static str, f64)],
+    ) {
+        for &(key, label, p) in rows {
+            let us = if p >= 100.0 {
+                sorted_us.last().copied()
+            } else {
+                crate::stats::percentile(sorted_us, p)
+            };
+            self.push(key, label, "ms", us.map(|us| us as f64 / 1000.0));
+        }
+    }
+
     pub fn get(&self, key: &str) -> Option<f64> {
         self.items
             .iter()

@@ -33,7 +33,7 @@ use tokio_tungstenite::WebSocketStream;
 use crate::procfs;
 use crate::rawws::{Incoming, RawWs};
 use crate::report::{self, Metrics};
-use crate::stats::{account, percentile, Sequence};
+use crate::stats::{account, Sequence};
 use crate::target::{Admin, Target, TargetArgs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -628,7 +628,6 @@ async fn run_once(
     answers.sort_unstable();
     let first_send = sends.iter().map(|(_, _, t, _)| *t).min().unwrap_or(0);
     let delivery_secs = last_receipt.saturating_sub(first_send) as f64 / 1e9;
-    let ms = |x: Option<u64>| x.map(|us| us as f64 / 1000.0);
 
     metrics.push("updates_sent", "updates sent", "", sends.len() as f64);
     metrics.push(
@@ -654,71 +653,36 @@ async fn run_once(
         "",
         closed_early as f64,
     );
-    metrics.push(
-        "latency_p50_ms",
-        "delivery latency p50",
-        "ms",
-        ms(percentile(&latencies, 50.0)),
+    metrics.push_ms_percentiles(
+        &latencies,
+        &[
+            ("latency_p50_ms", "delivery latency p50", 50.0),
+            ("latency_p90_ms", "delivery latency p90", 90.0),
+            ("latency_p99_ms", "delivery latency p99", 99.0),
+            ("latency_max_ms", "delivery latency max", 100.0),
+        ],
     );
-    metrics.push(
-        "latency_p90_ms",
-        "delivery latency p90",
-        "ms",
-        ms(percentile(&latencies, 90.0)),
+    metrics.push_ms_percentiles(
+        &completions,
+        &[
+            ("fanout_p50_ms", "fan-out completion p50", 50.0),
+            ("fanout_p99_ms", "fan-out completion p99", 99.0),
+            ("fanout_max_ms", "fan-out completion max", 100.0),
+        ],
     );
-    metrics.push(
-        "latency_p99_ms",
-        "delivery latency p99",
-        "ms",
-        ms(percentile(&latencies, 99.0)),
+    metrics.push_ms_percentiles(
+        &spreads,
+        &[
+            ("spread_p50_ms", "first → last subscriber p50", 50.0),
+            ("spread_p99_ms", "first → last subscriber p99", 99.0),
+        ],
     );
-    metrics.push(
-        "latency_max_ms",
-        "delivery latency max",
-        "ms",
-        ms(latencies.last().copied()),
-    );
-    metrics.push(
-        "fanout_p50_ms",
-        "fan-out completion p50",
-        "ms",
-        ms(percentile(&completions, 50.0)),
-    );
-    metrics.push(
-        "fanout_p99_ms",
-        "fan-out completion p99",
-        "ms",
-        ms(percentile(&completions, 99.0)),
-    );
-    metrics.push(
-        "fanout_max_ms",
-        "fan-out completion max",
-        "ms",
-        ms(completions.last().copied()),
-    );
-    metrics.push(
-        "spread_p50_ms",
-        "first → last subscriber p50",
-        "ms",
-        ms(percentile(&spreads, 50.0)),
-    );
-    metrics.push(
-        "spread_p99_ms",
-        "first → last subscriber p99",
-        "ms",
-        ms(percentile(&spreads, 99.0)),
-    );
-    metrics.push(
-        "mutation_p50_ms",
-        "mutation answered p50",
-        "ms",
-        ms(percentile(&answers, 50.0)),
-    );
-    metrics.push(
-        "mutation_max_ms",
-        "mutation answered max",
-        "ms",
-        ms(answers.last().copied()),
+    metrics.push_ms_percentiles(
+        &answers,
+        &[
+            ("mutation_p50_ms", "mutation answered p50", 50.0),
+            ("mutation_max_ms", "mutation answered max", 100.0),
+        ],
     );
     metrics.push(
         "fanout_incomplete",

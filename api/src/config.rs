@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use scoreline_core::Secret;
 
 use crate::auth::AuthConfig;
 
@@ -46,7 +47,7 @@ pub struct TokenArgs {
     pub ttl: String,
     /// HS256 secret (defaults to AUTH_JWT_SECRET).
     #[arg(long, env = "AUTH_JWT_SECRET", hide_env_values = true)]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     #[arg(long, env = "AUTH_ISSUER")]
     pub issuer: Option<String>,
     #[arg(long, env = "AUTH_AUDIENCE")]
@@ -100,7 +101,7 @@ pub struct Config {
     /// The Redis server with BROKER=redis, e.g. redis://127.0.0.1:6379 (a password goes in the
     /// URL, from the environment; it is never logged).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
 
     /// The DynamoDB table (with STORE=dynamodb).
     #[arg(long, env = "DYNAMODB_TABLE", default_value = "scoreline")]
@@ -128,7 +129,7 @@ pub struct Config {
     /// HS256 secret for tokens; without it (and without a JWKS URL) a random secret is made for
     /// the process and an admin token printed at start-up.
     #[arg(long, env = "AUTH_JWT_SECRET", hide_env_values = true)]
-    pub auth_jwt_secret: Option<String>,
+    pub auth_jwt_secret: Option<Secret>,
     /// JWKS URL for RS256 tokens (e.g. a Cognito user pool's).
     #[arg(long, env = "AUTH_JWKS_URL")]
     pub auth_jwks_url: Option<String>,
@@ -140,7 +141,7 @@ pub struct Config {
     pub auth_audience: Option<String>,
     /// Secret for signed `POST /internal/publish` requests; the endpoint is off without it.
     #[arg(long, env = "PUBLISH_SECRET", hide_env_values = true)]
-    pub publish_secret: Option<String>,
+    pub publish_secret: Option<Secret>,
 
     /// Load the demo competitions, teams and matches at start-up.
     #[arg(long, env = "DEMO", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
@@ -203,7 +204,10 @@ impl Config {
 
     pub fn auth(&self) -> AuthConfig {
         AuthConfig {
-            jwt_secret: self.auth_jwt_secret.clone(),
+            jwt_secret: self
+                .auth_jwt_secret
+                .as_ref()
+                .map(|s| s.expose().to_string()),
             jwks_url: self.auth_jwks_url.clone(),
             issuer: self.auth_issuer.clone(),
             audience: self.auth_audience.clone(),

@@ -237,7 +237,7 @@ fn plain(status: StatusCode, message: &'static str) -> Response {
 /// `POST /internal/publish`: a signed change batch from the stream-handler. Answers 204 only
 /// once the broker has accepted the batch, so a failure makes the sender retry.
 pub async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(secret) = state.publish_secret.as_deref() else {
+    let Some(secret) = state.publish_secret.as_ref().map(|s| s.expose()) else {
         return plain(
             StatusCode::NOT_FOUND,
             "publishing is not enabled: set PUBLISH_SECRET",
@@ -263,7 +263,7 @@ pub async fn publish(State(state): State<AppState>, headers: HeaderMap, body: By
         Ok(b) => b,
         Err(_) => return plain(StatusCode::BAD_REQUEST, "the body is not a change batch"),
     };
-    match state.intake.publish(batch).await {
+    match state.intake.publish(batch, None).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(PublishError::Refused(_)) => plain(StatusCode::BAD_REQUEST, "the batch was refused"),
         Err(PublishError::Unavailable(e)) => {

@@ -14,24 +14,32 @@
 //! - `store`: store backends (the port is in `scoreline-core`).
 //! - `broker`: the broker port and its backends.
 //! - `pipeline`: the intake that dedupes and fans out change batches; the embedded pipeline.
-//! - [`demo`], [`simulate`]: demo data and the live-match simulator.
+//! - `demo`, `simulate`: demo data and the live-match simulator.
 //! - `telemetry`: logging.
 
-pub mod auth;
-pub mod broker;
-pub mod config;
-pub mod demo;
-pub mod fanout;
-pub mod graphql;
-pub mod http;
-pub mod ids;
-pub mod metrics;
-pub mod pipeline;
-pub mod simulate;
-pub mod startup;
-pub mod store;
-pub mod telemetry;
-pub mod ws;
+mod auth;
+mod broker;
+mod config;
+mod demo;
+mod fanout;
+mod graphql;
+mod http;
+mod ids;
+mod metrics;
+mod pipeline;
+mod simulate;
+mod startup;
+mod store;
+mod telemetry;
+mod ws;
 
-pub use config::Config;
+// The surface `main.rs` and the tests use; everything else stays inside the crate.
+pub use auth::{parse_ttl, AuthConfig, Authenticator, Role};
+pub use broker::{
+    Broker, BrokerError, BrokerSubscription, Received, RedisBroker, RedisBrokerConfig, Topic,
+};
+pub use config::{BrokerKind, Cli, Command, Config, LogFormat, StoreKind, StreamStart, TokenArgs};
+pub use graphql::sdl;
 pub use startup::{router, AppState, Application};
+pub use store::{DynamoConfig, DynamoStore, MemoryStore};
+pub use telemetry::init as init_telemetry;

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use api::auth::{parse_ttl, AuthConfig, Authenticator, Role};
-use api::config::{Cli, Command};
-use api::{telemetry, Application};
+use api::{
+    init_telemetry, parse_ttl, Application, AuthConfig, Authenticator, Cli, Command, DynamoStore,
+    Role,
+};
 use clap::Parser;
 
 #[tokio::main]
@@ -19,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
                 .secret
                 .context("AUTH_JWT_SECRET (or --secret) is needed to sign a token")?;
             let auth = Authenticator::new(AuthConfig {
-                jwt_secret: Some(secret),
+                jwt_secret: Some(secret.expose().to_string()),
                 jwks_url: None,
                 issuer: args.issuer,
                 audience: args.audience,
@@ -30,8 +31,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::InitTable) => {
             let config = cli.serve;
-            telemetry::init(config.log_format);
-            let store = api::store::DynamoStore::connect(&config.dynamo()).await;
+            init_telemetry(config.log_format);
+            let store = DynamoStore::connect(&config.dynamo()).await;
             let created = store
                 .init_table()
                 .await
@@ -44,12 +45,12 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Schema) => {
-            print!("{}", api::graphql::sdl());
+            print!("{}", api::sdl());
             Ok(())
         }
         None | Some(Command::Serve) => {
             let config = cli.serve;
-            telemetry::init(config.log_format);
+            init_telemetry(config.log_format);
             let app = Application::build(config).await?;
             let address = app.local_addr();
             tracing::info!(%address, "Scoreline is listening");

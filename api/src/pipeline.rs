@@ -1,19 +1,20 @@
 //! The publish side of the data flow. [`Intake`] receives change batches (from the embedded
 //! pipeline in process, or from the stream-handler through `POST /internal/publish`), drops
 //! changes subscribers already have, and fans the rest out through the broker.
-//! [`spawn_embedded`] runs the stream-handler's batch code on the memory store's change feed, so
-//! the embedded server has the same pipeline as a deployment on DynamoDB Streams.
+//! [`spawn_embedded`] runs the pipeline library's batch code on the memory store's change feed,
+//! so the embedded server has the same pipeline as a deployment on DynamoDB Streams.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_lambda_events::event::dynamodb::EventRecord;
 use scoreline_core::change::WIRE_VERSION;
 use scoreline_core::publish::{PublishError, Publisher};
 use scoreline_core::{Change, ChangeBatch, MatchId};
+use scoreline_pipeline::retry::{retry, Backoff, Failure, RetryPolicy};
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 
@@ -51,12 +52,21 @@ impl Intake {
 
 #[async_trait]
 impl Publisher for Intake {
-    async fn publish(&self, batch: ChangeBatch) -> Result<(), PublishError> {
+    /// In process, the broker answers at once or fails: there is nothing to wait for, so the
+    /// deadline plays no part.
+    async fn publish(
+        &self,
+        batch: ChangeBatch,
+        _deadline: Option<Instant>,
+    ) -> Result<(), PublishError> {
         if batch.v != WIRE_VERSION {
-            return Err(PublishError::Refused(format!(
-                "unknown wire format version {} (this server speaks {WIRE_VERSION})",
-                batch.v
-            )));
+            return Err(PublishError::Refused(
+                format!(
+                    "unknown wire format version {} (this server speaks {WIRE_VERSION})",
+                    batch.v
+                )
+                .into(),
+            ));
         }
         let mut published = self.published.lock().await;
         // Streams are at-least-once: keep only what is newer than what went out before, and
@@ -87,7 +97,7 @@ impl Publisher for Intake {
         self.broker
             .publish(&fresh)
             .await
-            .map_err(|e| PublishError::Unavailable(e.to_string()))?;
+            .map_err(|e| PublishError::Unavailable(Box::new(e)))?;
         self.changes.fetch_add(1, Ordering::AcqRel);
         published.extend(next);
         Ok(())
@@ -97,26 +107,32 @@ impl Publisher for Intake {
 /// Most records handed to the batch handler at once, as a Lambda event source mapping would.
 const MAX_BATCH: usize = 500;
 
-/// Reads the memory store's change feed and runs each batch through the stream-handler.
+/// Waits between attempts to deliver a batch of the change feed: 50 ms doubling to 1 s.
+const RETRY_BACKOFF: Backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+
+/// Reads the memory store's change feed and runs each batch through the pipeline.
 pub fn spawn_embedded(
     mut feed: mpsc::UnboundedReceiver<EventRecord>,
     publisher: Arc<dyn Publisher>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        // Like the Lambda: retry the same batch in order until it is delivered.
+        let until_delivered = RetryPolicy::forever(RETRY_BACKOFF, Duration::MAX);
         let mut records = Vec::with_capacity(MAX_BATCH);
         while feed.recv_many(&mut records, MAX_BATCH).await > 0 {
-            let mut attempt = 0u32;
-            loop {
-                match stream_handler::handle_batch(&records, publisher.as_ref()).await {
-                    Ok(_) => break,
-                    Err(error) => {
-                        // Like the Lambda: retry the same batch in order until it is delivered.
-                        attempt += 1;
-                        tracing::error!(%error, attempt, "embedded pipeline could not publish; retrying");
-                        let backoff = Duration::from_millis(50 * u64::from(attempt.min(20)));
-                        tokio::time::sleep(backoff).await;
-                    }
-                }
+            let delivered = retry(
+                &until_delivered,
+                None,
+                "the embedded pipeline's publish",
+                |_, _| async {
+                    scoreline_pipeline::handle_batch(&records, publisher.as_ref(), None)
+                        .await
+                        .map_err(Failure::Transient)
+                },
+            )
+            .await;
+            if let Err(error) = delivered {
+                tracing::error!(%error, "the embedded pipeline dropped a batch it could not deliver");
             }
             records.clear();
         }

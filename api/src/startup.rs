@@ -31,7 +31,7 @@ use crate::pipeline::{spawn_embedded, Intake};
 use crate::store::{DynamoStore, MemoryStore};
 use crate::ws::WsSettings;
 use crate::{demo, http, simulate};
-use stream_handler::poller::{self, PollerConfig, StartPosition};
+use scoreline_pipeline::poller::{self, PollerConfig, StartPosition};
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -41,7 +41,7 @@ pub struct AppState {
     pub broker: Arc<dyn Broker>,
     pub intake: Arc<Intake>,
     pub auth: Authenticator,
-    pub publish_secret: Option<String>,
+    pub publish_secret: Option<scoreline_core::Secret>,
     pub ws: WsSettings,
     pub fanout: Arc<Fanout>,
     pub metrics: Arc<Metrics>,
@@ -97,9 +97,12 @@ impl Application {
             BrokerKind::Redis => {
                 let url = config
                     .redis_url
-                    .as_deref()
+                    .as_ref()
                     .context("BROKER=redis needs REDIS_URL, e.g. redis://127.0.0.1:6379")?;
-                Arc::new(RedisBroker::start(url, RedisBrokerConfig::default())?)
+                Arc::new(RedisBroker::start(
+                    url.expose(),
+                    RedisBrokerConfig::default(),
+                )?)
             }
         };
         let intake = Arc::new(Intake::new(broker.clone()));
@@ -248,7 +251,7 @@ impl Application {
 }
 
 /// Reads the table's stream in this process and publishes through the intake, with the same
-/// batch code the stream-handler Lambda runs.
+/// pipeline code the stream-handler Lambda runs.
 async fn spawn_stream_poller(
     store: &DynamoStore,
     config: &Config,

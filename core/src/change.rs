@@ -1,5 +1,11 @@
 //! Changes: what the stream-handler decodes from stream records and what subscribers receive.
-//! `ChangeBatch` is also the publish wire format (`POST /internal/publish`, Redis payloads).
+//! `ChangeBatch` is also the publish wire format (`POST /internal/publish`, Redis payloads),
+//! and the Redis channels it travels on are named here, next to it.
+//!
+//! Channels: one per match, [`match_channel`] (`scoreline:m:{matchId}`). A message carries the
+//! changes of one match from one batch, in order, as a [`ChangeBatch`] JSON with its format
+//! version `v` ([`encode_changes`]). Subscribers to every match use the pattern
+//! [`ALL_PATTERN`], so each change is published once.
 
 use serde::{Deserialize, Serialize};
 
@@ -85,14 +91,52 @@ pub fn decode_changes(bytes: &[u8]) -> Result<ChangeBatch, WireError> {
     serde_json::from_slice(bytes).map_err(|e| WireError::Malformed(e.to_string()))
 }
 
+/// Prefix of every Scoreline Redis channel.
+pub const CHANNEL_PREFIX: &str = "scoreline:m:";
+/// The Redis pattern matching every match channel.
+pub const ALL_PATTERN: &str = "scoreline:m:*";
+
+/// The Redis channel of one match.
+pub fn match_channel(id: &MatchId) -> String {
+    format!("{CHANNEL_PREFIX}{}", id.as_str())
+}
+
+/// The match a channel name belongs to, if it is a Scoreline match channel.
+pub fn channel_match(channel: &str) -> Option<MatchId> {
+    MatchId::parse(channel.strip_prefix(CHANNEL_PREFIX)?).ok()
+}
+
+/// The Redis messages of a batch: one per match, in the order each match first appears, each
+/// match's changes kept in order, as `(channel, payload)`.
+pub fn channel_messages<'a>(
+    changes: impl IntoIterator<Item = &'a Change>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut groups: Vec<(&MatchId, Vec<&Change>)> = Vec::new();
+    for change in changes {
+        let id = change.match_id();
+        match groups.iter_mut().find(|(g, _)| *g == id) {
+            Some((_, list)) => list.push(change),
+            None => groups.push((id, vec![change])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(id, list)| (match_channel(id), encode_changes(list)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn event(seq: u32) -> Change {
+        event_of("m1", seq)
+    }
+
+    fn event_of(match_id: &str, seq: u32) -> Change {
         Change::Event(
             serde_json::from_value(serde_json::json!({
-                "matchId": "m1", "seq": seq, "type": "GOAL", "side": "HOME", "player": null,
+                "matchId": match_id, "seq": seq, "type": "GOAL", "side": "HOME", "player": null,
                 "points": 1, "period": 1, "clockSeconds": 60, "description": null,
                 "createdAt": "2026-11-22T15:01:00Z"
             }))
@@ -129,5 +173,27 @@ mod tests {
             decode_changes(br#"{"v":1,"changes":[{"kind":"nope"}]}"#),
             Err(WireError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_batch_becomes_one_message_per_match_keeping_each_matchs_order() {
+        let changes = [
+            event_of("a", 1),
+            event_of("b", 1),
+            event_of("a", 2),
+            event_of("b", 2),
+        ];
+        let out = channel_messages(&changes);
+        let channels: Vec<&str> = out.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(channels, ["scoreline:m:a", "scoreline:m:b"]);
+        let a = decode_changes(&out[0].1).unwrap();
+        assert_eq!(a.changes, vec![event_of("a", 1), event_of("a", 2)]);
+    }
+
+    #[test]
+    fn a_match_channel_names_its_match() {
+        let id = MatchId::parse("m-42").unwrap();
+        assert_eq!(channel_match(&match_channel(&id)), Some(id));
+        assert_eq!(channel_match("other:m-42"), None);
     }
 }

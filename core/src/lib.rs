@@ -9,8 +9,9 @@
 //! - `service`: use cases over the store: creation rules, optimistic concurrency, idempotency.
 //! - `item`: the DynamoDB item layout (shared by every store).
 //! - `stream`: DynamoDB stream records: decoding into changes, and building them.
-//! - `change`: the `Change` type and the publish wire format.
-//! - `publish`: the publisher port change batches are delivered through.
+//! - `change`: the `Change` type, the publish wire format and the Redis channel names.
+//! - `publish`: the publisher port change batches are delivered through, and request signing.
+//! - `secret`: a string that never prints itself.
 
 pub mod change;
 pub mod command;
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod item;
 pub mod model;
 pub mod publish;
+pub mod secret;
 pub mod service;
 pub mod sport;
 pub mod store;
@@ -26,7 +28,8 @@ pub mod stream;
 pub mod text;
 
 pub use change::{Change, ChangeBatch};
-pub use error::ValidationError;
+pub use error::{BoxError, ValidationError};
 pub use ids::{ClientMutationId, CompetitionId, MatchId, TeamId};
 pub use model::{Competition, Match, MatchEvent, MatchStatus, Side, Team};
+pub use secret::Secret;
 pub use sport::{EventType, Sport};

@@ -1,23 +1,34 @@
 //! The publisher port: where decoded change batches go. The API's intake (dedupe, then fan out
-//! through the broker) implements it in process; the stream-handler's HTTP and Redis sinks
-//! implement it across the network.
+//! through the broker) implements it in process; the pipeline's HTTP and Redis sinks implement
+//! it across the network.
+
+use std::time::Instant;
 
 use async_trait::async_trait;
 
 use crate::change::ChangeBatch;
+use crate::error::BoxError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// Passing (a timeout, a 503, Redis down): the same batch may be offered again.
     #[error("the publish target is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] BoxError),
+    /// The target will never take this batch as it is (a wrong secret, an unknown format).
     #[error("the publish target refused the batch: {0}")]
-    Refused(String),
+    Refused(#[source] BoxError),
 }
 
 #[async_trait]
 pub trait Publisher: Send + Sync + 'static {
-    /// Delivers a batch; returns only once the target has accepted it.
-    async fn publish(&self, batch: ChangeBatch) -> Result<(), PublishError>;
+    /// Delivers a batch; returns only once the target has accepted it. With a `deadline` (a
+    /// Lambda invocation's end, less a margin), no attempt runs past it: the batch is then
+    /// `Unavailable` and the caller offers it again later.
+    async fn publish(
+        &self,
+        batch: ChangeBatch,
+        deadline: Option<Instant>,
+    ) -> Result<(), PublishError>;
 }
 
 /// Header carrying the unix time (seconds) a publish request was signed at.

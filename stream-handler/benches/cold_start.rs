@@ -9,10 +9,10 @@
 //! measure instead.
 
 #[allow(dead_code)]
-#[path = "../tests/common/fake_api.rs"]
+#[path = "../../pipeline/tests/common/fake_api.rs"]
 mod fake_api;
 #[allow(dead_code)]
-#[path = "../tests/common/records.rs"]
+#[path = "../../pipeline/tests/common/records.rs"]
 mod records;
 #[allow(dead_code)]
 #[path = "../tests/common/runtime_api.rs"]

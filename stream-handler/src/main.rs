@@ -1,6 +1,8 @@
 //! `stream-handler`: the Lambda (default, under the Lambda runtime) or the local poller
 //! (`stream-handler poll`, cargo feature `poller`), both publishing change batches: signed to
-//! the API (`SINK=http`, the default) or straight to Redis pub/sub (`SINK=redis`).
+//! the API (`SINK=http`, the default) or straight to Redis pub/sub (`SINK=redis`). A thin
+//! binary: the work is `scoreline-pipeline`'s; this reads the configuration, builds the sink
+//! and runs the Lambda runtime or the poller.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,14 +11,14 @@ use anyhow::Context;
 use aws_lambda_events::event::dynamodb::Event;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
-use scoreline_core::publish::{PublishError, Publisher};
-use scoreline_core::ChangeBatch;
-use stream_handler::lambda::handle_event;
+use scoreline_core::Secret;
+use scoreline_pipeline::lambda::handle_event;
 #[cfg(feature = "poller")]
-use stream_handler::poller::{self, PollerConfig, StartPosition};
+use scoreline_pipeline::poller::{self, PollerConfig, StartPosition};
+use scoreline_pipeline::retry::RetryPolicy;
 #[cfg(feature = "redis")]
-use stream_handler::redis_sink::RedisPublisher;
-use stream_handler::sink::{HttpPublisher, RetryPolicy};
+use scoreline_pipeline::sink::RedisPublisher;
+use scoreline_pipeline::sink::{HttpPublisher, Sink};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,13 +35,13 @@ struct Cli {
     sink: SinkKind,
     /// The Redis server (SINK=redis), e.g. redis://my-cache.example.internal:6379.
     #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
-    redis_url: Option<String>,
+    redis_url: Option<Secret>,
     /// The API's publish endpoint, e.g. https://api.example.com/internal/publish.
     #[arg(long, env = "PUBLISH_URL", global = true)]
     publish_url: Option<String>,
     /// The shared secret that signs publish requests.
     #[arg(long, env = "PUBLISH_SECRET", hide_env_values = true, global = true)]
-    publish_secret: Option<String>,
+    publish_secret: Option<Secret>,
     /// Timeout of one publish request, in milliseconds.
     #[arg(
         long,
@@ -93,38 +95,9 @@ enum From {
     TrimHorizon,
 }
 
-/// The configured sink; both honour the invocation deadline.
-enum Sink {
-    Http(HttpPublisher),
-    // Boxed: the Redis client is large, and both are built once per process.
-    #[cfg(feature = "redis")]
-    Redis(Box<RedisPublisher>),
-}
-
-impl Sink {
-    fn set_deadline(&self, deadline: Option<tokio::time::Instant>) {
-        match self {
-            Sink::Http(p) => p.set_deadline(deadline),
-            #[cfg(feature = "redis")]
-            Sink::Redis(p) => p.set_deadline(deadline),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Publisher for Sink {
-    async fn publish(&self, batch: ChangeBatch) -> Result<(), PublishError> {
-        match self {
-            Sink::Http(p) => p.publish(batch).await,
-            #[cfg(feature = "redis")]
-            Sink::Redis(p) => p.publish(batch).await,
-        }
-    }
-}
-
 fn publisher(cli: &Cli) -> anyhow::Result<Sink> {
     let policy = RetryPolicy {
-        request_timeout: Duration::from_millis(cli.publish_timeout_ms),
+        attempt_timeout: Duration::from_millis(cli.publish_timeout_ms),
         max_attempts: cli.publish_max_attempts.max(1),
         ..RetryPolicy::default()
     };
@@ -144,10 +117,10 @@ fn publisher(cli: &Cli) -> anyhow::Result<Sink> {
         SinkKind::Redis => {
             let url = cli
                 .redis_url
-                .as_deref()
+                .as_ref()
                 .context("REDIS_URL (or --redis-url) is required with SINK=redis")?;
             Ok(Sink::Redis(Box::new(
-                RedisPublisher::new(url, policy).context("invalid REDIS_URL")?,
+                RedisPublisher::new(url.expose(), policy).context("invalid REDIS_URL")?,
             )))
         }
         #[cfg(not(feature = "redis"))]
@@ -190,10 +163,9 @@ async fn run_lambda(publisher: Arc<Sink>) -> anyhow::Result<()> {
                 .deadline()
                 .duration_since(std::time::SystemTime::now())
                 .unwrap_or_default();
-            publisher.set_deadline(Some(
-                tokio::time::Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN),
-            ));
-            let (response, report) = handle_event(&event.payload, publisher.as_ref()).await;
+            let deadline = std::time::Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN);
+            let (response, report) =
+                handle_event(&event.payload, publisher.as_ref(), Some(deadline)).await;
             tracing::info!(
                 records = event.payload.records.len(),
                 delivered = report.delivered,

@@ -406,7 +406,7 @@ impl InFlight {
         })
         .to_string()
         .into_bytes();
-        let token = TestApp::token(api::auth::Role::Operator);
+        let token = TestApp::token(api::Role::Operator);
         let head = format!(
             "POST /graphql HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
              Authorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

@@ -20,8 +20,8 @@ pub mod redis_server;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use api::auth::{AuthConfig, Authenticator, Role};
 use api::{Application, Config};
+use api::{AuthConfig, Authenticator, Role};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -60,13 +60,13 @@ impl TestApp {
         config.auth_audience = None;
         config.publish_secret = None;
         if dynamodb_local::integration_store_is_dynamodb() {
-            config.store = api::config::StoreKind::Dynamodb;
+            config.store = api::StoreKind::Dynamodb;
             config.dynamodb_endpoint = Some(dynamodb_local::endpoint().to_string());
             config.dynamodb_table = dynamodb_local::unique_table("it");
             config.dynamodb_local = true;
             config.dynamodb_create_table = true;
             config.stream_poll = true;
-            config.stream_poll_from = api::config::StreamStart::TrimHorizon;
+            config.stream_poll_from = api::StreamStart::TrimHorizon;
             config.stream_poll_interval_ms = 20;
         }
         configure(&mut config);
@@ -533,13 +533,13 @@ impl TestApp {
     /// Like `spawn_dynamodb`, adjusted by `configure`.
     pub async fn spawn_dynamodb_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         Self::spawn_with(|config| {
-            config.store = api::config::StoreKind::Dynamodb;
+            config.store = api::StoreKind::Dynamodb;
             config.dynamodb_endpoint = Some(dynamodb_local::endpoint().to_string());
             config.dynamodb_table = dynamodb_local::unique_table("it");
             config.dynamodb_local = true;
             config.dynamodb_create_table = true;
             config.stream_poll = true;
-            config.stream_poll_from = api::config::StreamStart::TrimHorizon;
+            config.stream_poll_from = api::StreamStart::TrimHorizon;
             config.stream_poll_interval_ms = 20;
             configure(config);
         })

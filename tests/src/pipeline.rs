@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scoreline_core::publish::Publisher;
-use stream_handler::poller::{self, PollerConfig, StartPosition};
-use stream_handler::sink::{HttpPublisher, RetryPolicy};
+use scoreline_pipeline::poller::{self, PollerConfig, StartPosition};
+use scoreline_pipeline::retry::RetryPolicy;
+use scoreline_pipeline::sink::HttpPublisher;
 
 use crate::{dynamodb_local, TestApp, PUBLISH_SECRET};
 
@@ -53,7 +54,7 @@ pub async fn dynamodb_publishing_app() -> (TestApp, String) {
     let app = {
         let table = table.clone();
         TestApp::spawn_with(move |config| {
-            config.store = api::config::StoreKind::Dynamodb;
+            config.store = api::StoreKind::Dynamodb;
             config.dynamodb_endpoint = Some(dynamodb_local::endpoint().to_string());
             config.dynamodb_table = table;
             config.dynamodb_local = true;

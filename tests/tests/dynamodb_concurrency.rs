@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use api::auth::Role;
-use api::store::{DynamoConfig, DynamoStore};
+use api::Role;
+use api::{DynamoConfig, DynamoStore};
 use chrono::{Duration, Utc};
 use futures::future::join_all;
 use scoreline_core::command::{MatchCommand, NewEvent};

@@ -3,10 +3,10 @@
 
 use std::time::{Duration as StdDuration, Instant};
 
-use api::auth::Role;
-use api::store::dynamodb::sdk::types::TimeToLiveSpecification;
-use api::store::{DynamoConfig, DynamoStore};
+use api::Role;
 use api::{Application, Config};
+use api::{DynamoConfig, DynamoStore};
+use aws_sdk_dynamodb::types::TimeToLiveSpecification;
 use chrono::{Duration, Utc};
 use scoreline_core::command::{MatchCommand, NewEvent};
 use scoreline_core::model::{Details, Score};
@@ -327,7 +327,7 @@ async fn a_store_on_an_unreachable_endpoint_reports_itself_unavailable_quickly()
 /// A server on DynamoDB at `endpoint`, with no table creation and no stream poller: nothing to
 /// reach at start-up.
 fn unreachable_dynamodb(config: &mut Config, endpoint: String) {
-    config.store = api::config::StoreKind::Dynamodb;
+    config.store = api::StoreKind::Dynamodb;
     config.dynamodb_endpoint = Some(endpoint);
     config.dynamodb_table = "scoreline".into();
     config.dynamodb_local = true;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use api::auth::Role;
+use api::Role;
 use chrono::{DateTime, FixedOffset};
 use scoreline_tests::{Seed, TestApp};
 use serde_json::{json, Value};

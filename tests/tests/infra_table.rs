@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use api::store::{DynamoConfig, DynamoStore};
+use api::{DynamoConfig, DynamoStore};
 use aws_sdk_dynamodb::types::KeySchemaElement;
 use clap::CommandFactory;
 use scoreline_core::item::{INDEXES, PK, SK, TTL};
@@ -325,7 +325,7 @@ const NOT_API_SETTINGS: [&str; 3] = [
 
 #[test]
 fn the_api_task_is_configured_with_settings_the_api_reads() {
-    let known: BTreeSet<String> = api::config::Cli::command()
+    let known: BTreeSet<String> = api::Cli::command()
         .get_arguments()
         .filter_map(|a| a.get_env())
         .map(|e| e.to_string_lossy().into_owned())

@@ -19,11 +19,12 @@ use scoreline_core::model::MatchEvent;
 use scoreline_core::publish::{PublishError, Publisher};
 use scoreline_core::stream::build_record;
 use scoreline_core::{ChangeBatch, EventType, Match, Side};
+use scoreline_pipeline::lambda::{handle_event, CHUNK};
+use scoreline_pipeline::retry::{Backoff, RetryPolicy};
+use scoreline_pipeline::sink::HttpPublisher;
 use scoreline_tests::pipeline::{dynamodb_publishing_app, StreamHandler};
 use scoreline_tests::{TestApp, WsClient, PUBLISH_SECRET, TRANSPORT_WS, WAIT};
 use serde_json::json;
-use stream_handler::lambda::{handle_event, CHUNK};
-use stream_handler::sink::{HttpPublisher, RetryPolicy};
 
 const MATCH_UPDATED: &str = "subscription($id: ID!, $since: Int) { matchUpdated(id: $id, sinceVersion: $since) { id version } }";
 
@@ -43,9 +44,8 @@ async fn publishing_app() -> TestApp {
 /// A sink with small retries, as a Lambda with little time left would have.
 fn quick_retries() -> RetryPolicy {
     RetryPolicy {
-        request_timeout: Duration::from_secs(2),
-        base_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(20),
+        attempt_timeout: Duration::from_secs(2),
+        backoff: Backoff::new(Duration::from_millis(5), Duration::from_millis(20)),
         max_attempts: 3,
     }
 }
@@ -190,14 +190,14 @@ async fn an_unreachable_api_makes_the_handler_name_the_first_record_and_deliver_
     let event = event_of(&records);
 
     let down = HttpPublisher::new(unreachable_url(), PUBLISH_SECRET, quick_retries()).unwrap();
-    let (response, report) = handle_event(&event, &down).await;
+    let (response, report) = handle_event(&event, &down, None).await;
     assert_eq!(failures(&response), vec![sequence_number(&records[0])]);
     assert_eq!(report.delivered, 0);
     assert_eq!(report.failed_at, Some(sequence_number(&records[0])));
 
     // Lambda retries from the reported record: here, the whole batch, now to the real API.
     let up = HttpPublisher::new(app.publish_url(), PUBLISH_SECRET, quick_retries()).unwrap();
-    let (response, report) = handle_event(&event, &up).await;
+    let (response, report) = handle_event(&event, &up, None).await;
     assert_eq!(failures(&response), Vec::<String>::new());
     assert_eq!(report.delivered, records.len());
     assert_eq!(versions(&mut watched.updates, 4).await, vec![3, 4, 5, 6]);
@@ -214,9 +214,13 @@ struct FailAfter {
 
 #[async_trait]
 impl Publisher for FailAfter {
-    async fn publish(&self, batch: ChangeBatch) -> Result<(), PublishError> {
+    async fn publish(
+        &self,
+        batch: ChangeBatch,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), PublishError> {
         if self.calls.fetch_add(1, Ordering::SeqCst) < self.succeed {
-            self.inner.publish(batch).await
+            self.inner.publish(batch, deadline).await
         } else {
             Err(PublishError::Unavailable(
                 "injected: connection reset".into(),
@@ -248,7 +252,7 @@ async fn a_batch_redelivered_after_a_partial_failure_reaches_each_subscriber_exa
         succeed: 1,
         calls: AtomicUsize::new(0),
     };
-    let (response, report) = handle_event(&event, &flaky).await;
+    let (response, report) = handle_event(&event, &flaky, None).await;
     assert_eq!(failures(&response), vec![sequence_number(&records[CHUNK])]);
     assert_eq!(report.delivered, CHUNK);
     assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
@@ -265,17 +269,17 @@ async fn a_batch_redelivered_after_a_partial_failure_reaches_each_subscriber_exa
 
     // Lambda retries from the reported record; then the same whole batch arrives once more (an
     // at-least-once redelivery, e.g. a retried invocation whose response was lost).
-    let (response, report) = handle_event(&event_of(&records[CHUNK..]), &sink()).await;
+    let (response, report) = handle_event(&event_of(&records[CHUNK..]), &sink(), None).await;
     assert_eq!(failures(&response), Vec::<String>::new());
     assert_eq!(report.delivered, records.len() - CHUNK);
-    let (response, report) = handle_event(&event, &sink()).await;
+    let (response, report) = handle_event(&event, &sink(), None).await;
     assert_eq!(failures(&response), Vec::<String>::new());
     assert_eq!(report.delivered, records.len());
 
     // One more change after the redelivery: it is the very next thing after the second half,
     // so any repeat of the redelivered batch would have shown up before it.
     let (sentinel, _) = scoring_records(&last, 1, 10_000);
-    let (response, _) = handle_event(&event_of(&sentinel), &sink()).await;
+    let (response, _) = handle_event(&event_of(&sentinel), &sink(), None).await;
     assert_eq!(failures(&response), Vec::<String>::new());
     let expected_versions: Vec<i64> = (3 + first_half..=3 + i64::from(EVENTS)).collect();
     assert_eq!(
@@ -301,7 +305,7 @@ async fn a_full_chunk_of_200_changes_from_the_handler_is_accepted_by_an_api_with
     let mut watched = watched_match(&app).await;
     let (records, _) = scoring_records(&watched.stored, (CHUNK / 2) as u32, 1_000);
     let sink = HttpPublisher::new(app.publish_url(), PUBLISH_SECRET, quick_retries()).unwrap();
-    let (response, report) = handle_event(&event_of(&records), &sink).await;
+    let (response, report) = handle_event(&event_of(&records), &sink, None).await;
     assert_eq!(
         failures(&response),
         Vec::<String>::new(),

@@ -168,7 +168,7 @@ async fn five_hundred_updates_over_twenty_matches_reach_every_subscriber_through
 
         // 500 scoring events, round robin over the matches, a few in flight at once. Each
         // mutation's send time is kept with the version it committed.
-        let token = TestApp::token(api::auth::Role::Operator);
+        let token = TestApp::token(api::Role::Operator);
         let updates_started = Instant::now();
         let sent: Vec<(usize, i64, Instant, Instant)> = futures::stream::iter(0..UPDATES)
             .map(|n| {

@@ -36,7 +36,7 @@ async fn a_change_from_the_pipeline_ends_cached_answers() {
 
     // A change that does not come through this instance's HTTP mutations: a mutation over the
     // WebSocket reaches the store, and the cache learns of it from the pipeline.
-    let operator = TestApp::token(api::auth::Role::Operator);
+    let operator = TestApp::token(api::Role::Operator);
     let mut ws = WsClient::connected(&app, TRANSPORT_WS, Some(&operator)).await;
     ws.subscribe("u", MATCH_UPDATED, json!({"id": seed.match_id}))
         .await;
@@ -89,7 +89,7 @@ async fn repeats_are_served_from_the_cache_but_not_errors_or_authenticated_reque
             .await;
         assert!(body["errors"].is_array(), "{body}");
     }
-    let admin = TestApp::token(api::auth::Role::Admin);
+    let admin = TestApp::token(api::Role::Admin);
     for _ in 0..2 {
         let (status, body) = app
             .post(MATCH, json!({"id": seed.match_id}), Some(&admin))

@@ -9,9 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::broker::{Broker, Received, RedisBroker, RedisBrokerConfig, Topic};
+use api::{Broker, Received, RedisBroker, RedisBrokerConfig, Topic};
 use scoreline_core::change::encode_changes;
 use scoreline_core::{Change, MatchId};
+use scoreline_pipeline::retry::Backoff;
 use scoreline_tests::redis_server::RedisServer;
 use scoreline_tests::WAIT;
 use serde_json::json;
@@ -37,14 +38,14 @@ fn seq_of(received: Received) -> u32 {
     }
 }
 
-async fn recv(sub: &mut api::broker::BrokerSubscription) -> Received {
+async fn recv(sub: &mut api::BrokerSubscription) -> Received {
     tokio::time::timeout(WAIT, sub.recv())
         .await
         .expect("a delivery arrives in time")
 }
 
 /// Nothing more arrives for a while.
-async fn quiet(sub: &mut api::broker::BrokerSubscription) {
+async fn quiet(sub: &mut api::BrokerSubscription) {
     if let Ok(r) = tokio::time::timeout(Duration::from_millis(300), sub.recv()).await {
         panic!("expected nothing more, got {r:?}");
     }
@@ -53,8 +54,7 @@ async fn quiet(sub: &mut api::broker::BrokerSubscription) {
 fn quick() -> RedisBrokerConfig {
     RedisBrokerConfig {
         ping_interval: Duration::from_millis(200),
-        base_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(500),
+        reconnect: Backoff::new(Duration::from_millis(20), Duration::from_millis(500)),
         ..RedisBrokerConfig::default()
     }
 }
@@ -193,8 +193,8 @@ async fn while_redis_is_down_the_broker_is_unready_and_publishes_fail_fast_then_
 async fn the_stream_handlers_redis_sink_delivers_decoded_records_to_the_brokers_subscribers() {
     use scoreline_core::item::event_item;
     use scoreline_core::stream::build_record;
-    use stream_handler::redis_sink::RedisPublisher;
-    use stream_handler::sink::RetryPolicy;
+    use scoreline_pipeline::retry::RetryPolicy;
+    use scoreline_pipeline::sink::RedisPublisher;
 
     let redis = RedisServer::start().await;
     let broker = RedisBroker::start(&redis.url(), quick()).unwrap();
@@ -217,7 +217,7 @@ async fn the_stream_handlers_redis_sink_delivers_decoded_records_to_the_brokers_
         })
         .collect();
     let sink = RedisPublisher::new(&redis.url(), RetryPolicy::default()).unwrap();
-    let report = stream_handler::handle_batch(&records, &sink)
+    let report = scoreline_pipeline::handle_batch(&records, &sink, None)
         .await
         .expect("delivered");
     assert_eq!(report.delivered, 5);

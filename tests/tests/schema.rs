@@ -5,7 +5,7 @@ use std::path::PathBuf;
 #[test]
 fn schema_graphql_matches_the_schema_the_code_serves() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../schema.graphql");
-    let exported = api::graphql::sdl();
+    let exported = api::sdl();
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == exported,
@@ -16,7 +16,7 @@ fn schema_graphql_matches_the_schema_the_code_serves() {
 
 #[test]
 fn the_schema_names_the_public_contract() {
-    let sdl = api::graphql::sdl();
+    let sdl = api::sdl();
     for name in [
         "matchUpdated(id: ID!, sinceVersion: Int): Match!",
         "matchesUpdated(filter: MatchFilter): Match!",

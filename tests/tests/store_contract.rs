@@ -9,7 +9,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use api::store::{DynamoConfig, DynamoStore, MemoryStore};
+use api::{DynamoConfig, DynamoStore, MemoryStore};
 use scoreline_core::store::Store;
 use scoreline_tests::dynamodb_local;
 

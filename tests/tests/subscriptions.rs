@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use api::auth::Role;
+use api::Role;
 use scoreline_tests::{TestApp, WsClient, LEGACY_WS, TEST_SECRET, TRANSPORT_WS, WAIT};
 use serde_json::{json, Value};
 
@@ -26,7 +26,7 @@ async fn match_updated_receives_a_burst_of_100_updates_in_order_with_none_missin
         let app_url = app.url("/graphql");
         tokio::spawn(async move {
             let client = reqwest::Client::new();
-            let token = TestApp::token(api::auth::Role::Operator);
+            let token = TestApp::token(api::Role::Operator);
             for _ in 0..100 {
                 let resp = client
                     .post(&app_url)

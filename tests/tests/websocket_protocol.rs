@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use api::auth::{AuthConfig, Authenticator, Role};
+use api::{AuthConfig, Authenticator, Role};
 use scoreline_tests::{Closed, TestApp, WsClient, LEGACY_WS, TEST_SECRET, TRANSPORT_WS, WAIT};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

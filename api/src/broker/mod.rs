@@ -7,14 +7,20 @@
 //! subscriptions, the missing `seq` range for event subscriptions), so nothing is lost and no
 //! backlog grows without bound. A distributed broker reports a `Gap` the same way when it may
 //! have missed messages (e.g. after reconnecting to Redis).
+//!
+//! # Layout
+//! - `hub`: the local topics and their subscribers, once for every broker.
+//! - `memory`: publishing straight into the hub (one process).
+//! - `redis`: publishing through Redis pub/sub, and feeding the hub from it (many instances).
 
+pub mod hub;
 pub mod memory;
 pub mod redis;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use scoreline_core::{Change, MatchId};
+use scoreline_core::{BoxError, Change, MatchId};
 use tokio::sync::broadcast;
 
 pub use memory::MemoryBroker;
@@ -29,7 +35,7 @@ pub enum Topic {
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("the broker is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] BoxError),
 }
 
 /// What a topic carries.

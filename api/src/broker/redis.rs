@@ -1,18 +1,19 @@
 //! The Redis broker (`BROKER=redis`): many API instances share one Redis (ElastiCache, Valkey)
 //! pub/sub server, so a change published through any instance reaches subscribers on all.
 //!
-//! - Publishing goes through the stream-handler's [`RedisPublisher`] (one implementation of the
-//!   channels and the versioned payloads): one message per match and batch on
+//! - Publishing goes through the pipeline's [`RedisPublisher`] (channels and versioned payloads
+//!   are defined once, in `scoreline_core::change`): one message per match and batch on
 //!   `scoreline:m:{matchId}`. It fails fast (a bounded timeout) while Redis is down, so
 //!   `/internal/publish` answers 503 and the stream-handler retries.
-//! - Receiving: one subscriber connection per instance, owned by a background task. It
-//!   SUBSCRIBEs to a match channel while local subscribers need the match, UNSUBSCRIBEs after,
-//!   and PSUBSCRIBEs to `scoreline:m:*` while a local `All` subscriber exists. Messages from
+//! - Receiving: one subscriber connection per instance, owned by a background task that feeds
+//!   the local [`Hub`]. It follows the hub's topics: SUBSCRIBEs to a match channel while local
+//!   subscribers need the match, UNSUBSCRIBEs after, and PSUBSCRIBEs to `scoreline:m:*` while a
+//!   local `All` subscriber exists. Messages from
 //!   the pattern go to the `All` topic only and channel messages to their match topic only, so
 //!   none is delivered twice. The publishing instance gets its own messages back through this
 //!   connection and does not also deliver them locally.
 //! - Faults: the task PINGs the connection; when it breaks, `check()` fails (readiness 503) and
-//!   the task reconnects with exponential backoff and full jitter, resubscribes, then sends
+//!   the task reconnects with the pipeline's [`Backoff`], resubscribes, then sends
 //!   [`Delivery::Gap`] to every local topic so subscribers catch up from the store.
 //! - A channel (or the pattern) newly subscribed also gets a `Gap` once Redis confirms: a
 //!   subscription starts locally before Redis knows of it, and a change published in between
@@ -21,23 +22,23 @@
 //! - A payload of an unknown format version (a newer release during a rolling deploy) is
 //!   logged, counted, and becomes a `Gap` for its topic.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use rand::Rng;
 use redis::aio::PubSubSink;
-use scoreline_core::change::{decode_changes, WireError};
+use scoreline_core::change::{
+    channel_match, decode_changes, match_channel, WireError, ALL_PATTERN,
+};
 use scoreline_core::{Change, MatchId};
-use stream_handler::redis_sink::{channel_match, match_channel, RedisPublisher, ALL_PATTERN};
-use stream_handler::sink::RetryPolicy;
-use tokio::sync::{broadcast, Notify};
+use scoreline_pipeline::retry::{Backoff, RetryPolicy};
+use scoreline_pipeline::sink::RedisPublisher;
 use tokio::task::JoinHandle;
 
-use super::memory::DEFAULT_TOPIC_CAPACITY;
+use super::hub::{Hub, DEFAULT_TOPIC_CAPACITY};
 use super::{Broker, BrokerError, BrokerSubscription, Delivery, Topic};
 
 /// Timings of the Redis broker.
@@ -51,9 +52,8 @@ pub struct RedisBrokerConfig {
     /// again. Longer than `timeout`: a reconnect costs every local subscriber a store read, so
     /// a slow moment should not cause one.
     pub ping_timeout: Duration,
-    /// First reconnect backoff ceiling; doubles per failed attempt up to `max_backoff`.
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
+    /// Waits between reconnection attempts.
+    pub reconnect: Backoff,
     /// How far a local subscriber may fall behind before it resynchronises from the store.
     pub topic_capacity: usize,
 }
@@ -64,62 +64,19 @@ impl Default for RedisBrokerConfig {
             timeout: Duration::from_secs(1),
             ping_interval: Duration::from_secs(1),
             ping_timeout: Duration::from_secs(3),
-            base_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
+            reconnect: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             topic_capacity: DEFAULT_TOPIC_CAPACITY,
         }
     }
 }
 
-impl RedisBrokerConfig {
-    /// Full jitter: a uniform wait between zero and the exponential ceiling.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .base_backoff
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_backoff);
-        Duration::from_millis(rand::thread_rng().gen_range(0..=ceiling.as_millis() as u64))
-    }
-}
-
-type Topics = Mutex<HashMap<MatchId, broadcast::Sender<Delivery>>>;
-
-fn lock(
-    topics: &Topics,
-) -> std::sync::MutexGuard<'_, HashMap<MatchId, broadcast::Sender<Delivery>>> {
-    topics.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// What the subscriber task and the broker share.
 struct Shared {
-    topics: Topics,
-    all: broadcast::Sender<Delivery>,
-    /// Wakes the subscriber task when the set of needed channels changed.
-    changed: Notify,
+    hub: Arc<Hub>,
     /// Whether the subscriber connection is up and subscribed to what is needed.
     up: AtomicBool,
     /// Payloads this release cannot read (another format version, or malformed).
     unknown_format: AtomicU64,
-}
-
-impl Shared {
-    fn wanted(&self) -> (HashSet<MatchId>, bool) {
-        let channels = lock(&self.topics).keys().cloned().collect();
-        (channels, self.all.receiver_count() > 0)
-    }
-
-    fn send(&self, topic: &Topic, delivery: Delivery) {
-        match topic {
-            Topic::All => {
-                let _ = self.all.send(delivery);
-            }
-            Topic::Match(id) => {
-                if let Some(tx) = lock(&self.topics).get(id) {
-                    let _ = tx.send(delivery);
-                }
-            }
-        }
-    }
 }
 
 pub struct RedisBroker {
@@ -137,16 +94,14 @@ impl RedisBroker {
         let publisher = RedisPublisher::new(
             url,
             RetryPolicy {
-                request_timeout: config.timeout,
+                attempt_timeout: config.timeout,
                 max_attempts: 1,
                 ..RetryPolicy::default()
             },
         )
-        .map_err(|e| BrokerError::Unavailable(format!("invalid REDIS_URL: {e}")))?;
+        .map_err(|e| BrokerError::Unavailable(format!("invalid REDIS_URL: {e}").into()))?;
         let shared = Arc::new(Shared {
-            topics: Mutex::new(HashMap::new()),
-            all: broadcast::channel(config.topic_capacity).0,
-            changed: Notify::new(),
+            hub: Hub::new(config.topic_capacity),
             up: AtomicBool::new(false),
             unknown_format: AtomicU64::new(0),
         });
@@ -177,50 +132,6 @@ impl Drop for RedisBroker {
     }
 }
 
-/// Removes a match topic when its last local subscriber leaves, and tells the subscriber task
-/// so it can UNSUBSCRIBE.
-struct TopicGuard {
-    shared: Weak<Shared>,
-    id: MatchId,
-}
-
-impl Drop for TopicGuard {
-    fn drop(&mut self) {
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
-        let removed = {
-            let mut topics = lock(&shared.topics);
-            // The receiver is dropped before this guard (field order in BrokerSubscription).
-            if topics
-                .get(&self.id)
-                .is_some_and(|tx| tx.receiver_count() == 0)
-            {
-                topics.remove(&self.id);
-                true
-            } else {
-                false
-            }
-        };
-        if removed {
-            shared.changed.notify_one();
-        }
-    }
-}
-
-/// Tells the subscriber task when the last `All` subscriber leaves, so it can PUNSUBSCRIBE.
-struct AllGuard {
-    shared: Weak<Shared>,
-}
-
-impl Drop for AllGuard {
-    fn drop(&mut self) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.changed.notify_one();
-        }
-    }
-}
-
 #[async_trait]
 impl Broker for RedisBroker {
     async fn publish(&self, changes: &[Arc<Change>]) -> Result<(), BrokerError> {
@@ -228,45 +139,11 @@ impl Broker for RedisBroker {
         self.publisher
             .publish_once(changes.iter().map(|c| &**c), self.config.timeout)
             .await
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))
+            .map_err(|e| BrokerError::Unavailable(Box::new(e)))
     }
 
     fn subscribe(&self, topic: Topic) -> BrokerSubscription {
-        match topic {
-            Topic::All => {
-                let receiver = self.shared.all.subscribe();
-                self.shared.changed.notify_one();
-                BrokerSubscription::new(
-                    receiver,
-                    Box::new(AllGuard {
-                        shared: Arc::downgrade(&self.shared),
-                    }),
-                )
-            }
-            Topic::Match(id) => {
-                let (receiver, created) = {
-                    let mut topics = lock(&self.shared.topics);
-                    match topics.get(&id) {
-                        Some(tx) => (tx.subscribe(), false),
-                        None => {
-                            let (tx, rx) = broadcast::channel(self.config.topic_capacity);
-                            topics.insert(id.clone(), tx);
-                            (rx, true)
-                        }
-                    }
-                };
-                if created {
-                    self.shared.changed.notify_one();
-                }
-                BrokerSubscription::new(
-                    receiver,
-                    Box::new(TopicGuard {
-                        shared: Arc::downgrade(&self.shared),
-                        id,
-                    }),
-                )
-            }
-        }
+        self.shared.hub.subscribe(topic)
     }
 
     async fn check(&self) -> Result<(), BrokerError> {
@@ -278,7 +155,7 @@ impl Broker for RedisBroker {
         self.publisher
             .ping(self.config.timeout)
             .await
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))
+            .map_err(|e| BrokerError::Unavailable(Box::new(e)))
     }
 }
 
@@ -298,9 +175,8 @@ async fn run(client: redis::Client, shared: Arc<Shared>, config: RedisBrokerConf
                 } else {
                     tracing::warn!(%error, attempt = failures, "connecting to Redis failed; will retry");
                 }
-                let wait = config.backoff(failures);
+                config.reconnect.wait(failures).await;
                 failures = failures.saturating_add(1);
-                tokio::time::sleep(wait).await;
             }
         }
     }
@@ -354,7 +230,7 @@ async fn serve(
                 Some(message) => dispatch(shared, &message),
                 None => return Err(Lost { error: "the connection closed".into(), connected: true }),
             },
-            () = shared.changed.notified() => {
+            () = shared.hub.changed() => {
                 subscribed.reconcile(&mut sink, shared, config.timeout).await.map_err(failed(true))?;
             }
             _ = ping.tick() => {
@@ -385,7 +261,7 @@ impl Subscribed {
         shared: &Shared,
         timeout: Duration,
     ) -> Result<(), String> {
-        let (wanted, all) = shared.wanted();
+        let (wanted, all) = shared.hub.wanted();
         let added: Vec<MatchId> = wanted.difference(&self.channels).cloned().collect();
         let removed: Vec<MatchId> = self.channels.difference(&wanted).cloned().collect();
         let within =
@@ -397,7 +273,7 @@ impl Subscribed {
                 .map_err(within("SUBSCRIBE"))?
                 .map_err(|e| format!("SUBSCRIBE failed: {e}"))?;
             for id in added {
-                shared.send(&Topic::Match(id.clone()), Delivery::Gap);
+                shared.hub.send(&Topic::Match(id.clone()), Delivery::Gap);
                 self.channels.insert(id);
             }
         }
@@ -418,7 +294,7 @@ impl Subscribed {
                     .map_err(within("PSUBSCRIBE"))?
                     .map_err(|e| format!("PSUBSCRIBE failed: {e}"))?;
                 // Only subscribers that started while the pattern was not subscribed get it.
-                let _ = shared.all.send(Delivery::Gap);
+                shared.hub.send(&Topic::All, Delivery::Gap);
             } else {
                 tokio::time::timeout(timeout, sink.punsubscribe(ALL_PATTERN))
                     .await
@@ -445,7 +321,7 @@ fn dispatch(shared: &Shared, message: &redis::Msg) {
     match decode_changes(message.get_payload_bytes()) {
         Ok(batch) => {
             for change in batch.changes {
-                shared.send(&topic, Delivery::Change(Arc::new(change)));
+                shared.hub.send(&topic, Delivery::Change(Arc::new(change)));
             }
         }
         Err(error) => {
@@ -463,7 +339,7 @@ fn dispatch(shared: &Shared, message: &redis::Msg) {
                 ),
             }
             // Something happened on this topic that cannot be read: the store has it.
-            shared.send(&topic, Delivery::Gap);
+            shared.hub.send(&topic, Delivery::Gap);
         }
     }
 }
@@ -471,21 +347,6 @@ fn dispatch(shared: &Shared, message: &redis::Msg) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reconnect_backoff_is_jittered_under_an_exponential_ceiling_that_stops_at_the_maximum() {
-        let config = RedisBrokerConfig::default();
-        for attempt in 0..40 {
-            let ceiling = config
-                .base_backoff
-                .saturating_mul(1u32 << attempt.min(16))
-                .min(config.max_backoff);
-            assert!(config.backoff(attempt) <= ceiling);
-        }
-        // Full jitter: waits spread over the range instead of all clients retrying together.
-        let waits: HashSet<Duration> = (0..50).map(|_| config.backoff(10)).collect();
-        assert!(waits.len() > 10, "{waits:?}");
-    }
 
     #[tokio::test]
     async fn a_malformed_url_is_refused_without_repeating_it() {

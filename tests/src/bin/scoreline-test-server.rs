@@ -6,8 +6,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = api::config::Cli::parse().serve;
-    api::telemetry::init(config.log_format);
+    let config = api::Cli::parse().serve;
+    api::init_telemetry(config.log_format);
     let app = api::Application::build(config).await?;
     println!("listening on {}", app.local_addr());
     app.run_until_stopped().await

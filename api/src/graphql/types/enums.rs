@@ -2,7 +2,7 @@
 
 use async_graphql::Enum;
 use scoreline_core::model::InningHalf;
-use scoreline_core::{EventType, MatchStatus, Side, Sport};
+use scoreline_core::{MatchStatus, Side, Sport};
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "Sport", remote = "scoreline_core::Sport")]
@@ -75,9 +75,6 @@ pub fn status(s: MatchStatusGql) -> MatchStatus {
 }
 pub fn side(s: SideGql) -> Side {
     s.into()
-}
-pub fn event_type(t: EventTypeGql) -> EventType {
-    t.into()
 }
 pub fn half(h: InningHalfGql) -> InningHalf {
     h.into()

@@ -6,5 +6,5 @@ pub mod inputs;
 pub mod matches;
 
 pub use catalog::{CompetitionNode, TeamNode};
-pub use enums::{EventTypeGql, InningHalfGql, MatchStatusGql, SideGql, SportGql};
+pub use enums::SportGql;
 pub use matches::{MatchConnection, MatchEventNode, MatchNode};

@@ -11,9 +11,10 @@ use common::fake_api::{Answer, FakeApi};
 use common::records::fixture_event;
 use scoreline_core::publish::{PublishError, Publisher};
 use scoreline_core::ChangeBatch;
-use stream_handler::decode_batch;
-use stream_handler::sink::{HttpPublisher, RetryPolicy};
-use tokio::time::Instant;
+use scoreline_pipeline::decode_batch;
+use scoreline_pipeline::retry::{Backoff, RetryPolicy};
+use scoreline_pipeline::sink::HttpPublisher;
+use std::time::Instant;
 use tracing_subscriber::layer::SubscriberExt;
 
 const SECRET: &str = "publish-secret-for-tests";
@@ -22,9 +23,8 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Quick retries, so tests do not wait on production backoffs.
 fn quick(max_attempts: u32) -> RetryPolicy {
     RetryPolicy {
-        request_timeout: Duration::from_secs(5),
-        base_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(20),
+        attempt_timeout: Duration::from_secs(5),
+        backoff: Backoff::new(Duration::from_millis(5), Duration::from_millis(20)),
         max_attempts,
     }
 }
@@ -40,13 +40,13 @@ fn a_batch() -> ChangeBatch {
     ChangeBatch::new(changes)
 }
 
-/// Counts the sink's "publish attempt failed" warnings: one per failed attempt.
+/// Counts the retry helper's "publish attempt failed" warnings: one per failed attempt.
 struct CountFailedAttempts(Arc<AtomicUsize>);
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountFailedAttempts {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         let meta = event.metadata();
-        if *meta.level() == tracing::Level::WARN && meta.target() == "stream_handler::sink" {
+        if *meta.level() == tracing::Level::WARN && meta.target() == "scoreline_pipeline::retry" {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -58,7 +58,10 @@ async fn a_publish_retries_through_503s_and_the_api_gets_the_signed_batch_once()
     api.script([Answer::Status(503); 3]);
     let publisher = HttpPublisher::new(api.url(), SECRET, quick(8)).unwrap();
     let batch = a_batch();
-    publisher.publish(batch.clone()).await.expect("delivered");
+    publisher
+        .publish(batch.clone(), None)
+        .await
+        .expect("delivered");
     assert_eq!(api.requests(), 4, "three 503s, then 204");
     assert_eq!(api.refused_signatures(), 0, "every attempt verifies");
     assert_eq!(api.next_accepted(WAIT).await, batch);
@@ -70,7 +73,7 @@ async fn a_429_is_retried_like_a_503() {
     let api = FakeApi::start(SECRET).await;
     api.script([Answer::Status(429), Answer::Status(502)]);
     let publisher = HttpPublisher::new(api.url(), SECRET, quick(8)).unwrap();
-    publisher.publish(a_batch()).await.expect("delivered");
+    publisher.publish(a_batch(), None).await.expect("delivered");
     assert_eq!(api.requests(), 3);
 }
 
@@ -78,9 +81,9 @@ async fn a_429_is_retried_like_a_503() {
 async fn a_401_for_a_wrong_secret_is_refused_without_a_retry() {
     let api = FakeApi::start(SECRET).await;
     let publisher = HttpPublisher::new(api.url(), "not-the-secret", quick(8)).unwrap();
-    let result = publisher.publish(a_batch()).await;
+    let result = publisher.publish(a_batch(), None).await;
     assert!(
-        matches!(&result, Err(PublishError::Refused(e)) if e.contains("401")),
+        matches!(&result, Err(PublishError::Refused(e)) if e.to_string().contains("401")),
         "{result:?}"
     );
     assert_eq!(api.requests(), 1);
@@ -92,9 +95,9 @@ async fn another_4xx_is_refused_without_a_retry() {
     let api = FakeApi::start(SECRET).await;
     api.script([Answer::Status(413)]);
     let publisher = HttpPublisher::new(api.url(), SECRET, quick(8)).unwrap();
-    let result = publisher.publish(a_batch()).await;
+    let result = publisher.publish(a_batch(), None).await;
     assert!(
-        matches!(&result, Err(PublishError::Refused(e)) if e.contains("413")),
+        matches!(&result, Err(PublishError::Refused(e)) if e.to_string().contains("413")),
         "{result:?}"
     );
     assert_eq!(api.requests(), 1);
@@ -105,9 +108,9 @@ async fn without_a_deadline_a_failing_api_gets_exactly_the_configured_attempts()
     let api = FakeApi::start(SECRET).await;
     api.set_default(Answer::Status(503));
     let publisher = HttpPublisher::new(api.url(), SECRET, quick(3)).unwrap();
-    let result = publisher.publish(a_batch()).await;
+    let result = publisher.publish(a_batch(), None).await;
     assert!(
-        matches!(&result, Err(PublishError::Unavailable(e)) if e.contains("503")),
+        matches!(&result, Err(PublishError::Unavailable(e)) if e.to_string().contains("503")),
         "{result:?}"
     );
     assert_eq!(api.requests(), 3);
@@ -118,16 +121,14 @@ async fn retries_stop_with_unavailable_when_the_next_one_could_not_finish_before
     let api = FakeApi::start(SECRET).await;
     api.set_default(Answer::Status(503));
     let policy = RetryPolicy {
-        request_timeout: Duration::from_millis(300),
-        base_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(100),
+        attempt_timeout: Duration::from_millis(300),
+        backoff: Backoff::new(Duration::from_millis(20), Duration::from_millis(100)),
         max_attempts: 1_000,
     };
     let publisher = HttpPublisher::new(api.url(), SECRET, policy.clone()).unwrap();
     let budget = Duration::from_millis(1_500);
     let start = Instant::now();
-    publisher.set_deadline(Some(start + budget));
-    let result = publisher.publish(a_batch()).await;
+    let result = publisher.publish(a_batch(), Some(start + budget)).await;
     let elapsed = start.elapsed();
     assert!(
         matches!(&result, Err(PublishError::Unavailable(_))),
@@ -139,7 +140,7 @@ async fn retries_stop_with_unavailable_when_the_next_one_could_not_finish_before
     );
     // It only stops when one more attempt could not fit, so it used the time it had.
     assert!(
-        elapsed + policy.request_timeout + policy.max_backoff >= budget,
+        elapsed + policy.attempt_timeout + policy.backoff.max >= budget,
         "gave up early, after {elapsed:?}"
     );
     assert!(api.requests() >= 2, "retried before giving up");
@@ -154,16 +155,18 @@ async fn an_api_that_never_answers_cannot_hold_a_publish_past_its_deadline() {
     let api = FakeApi::start(SECRET).await;
     api.set_default(Answer::Hang);
     let policy = RetryPolicy {
-        request_timeout: Duration::from_secs(10),
+        attempt_timeout: Duration::from_secs(10),
         ..quick(8)
     };
     let publisher = HttpPublisher::new(api.url(), SECRET, policy).unwrap();
     let budget = Duration::from_millis(500);
     let start = Instant::now();
-    publisher.set_deadline(Some(start + budget));
-    let result = tokio::time::timeout(Duration::from_secs(20), publisher.publish(a_batch()))
-        .await
-        .expect("the publish ends on its own");
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        publisher.publish(a_batch(), Some(start + budget)),
+    )
+    .await
+    .expect("the publish ends on its own");
     let elapsed = start.elapsed();
     assert!(
         matches!(&result, Err(PublishError::Unavailable(_))),
@@ -179,16 +182,14 @@ async fn an_api_that_never_answers_cannot_hold_a_publish_past_its_deadline() {
 async fn a_publish_whose_deadline_has_passed_is_not_attempted() {
     let api = FakeApi::start(SECRET).await;
     let publisher = HttpPublisher::new(api.url(), SECRET, quick(8)).unwrap();
-    publisher.set_deadline(Some(Instant::now()));
-    let result = publisher.publish(a_batch()).await;
+    let result = publisher.publish(a_batch(), Some(Instant::now())).await;
     assert!(
         matches!(&result, Err(PublishError::Unavailable(_))),
         "{result:?}"
     );
     assert_eq!(api.requests(), 0);
-    // Cleared, the next publish goes through.
-    publisher.set_deadline(None);
-    publisher.publish(a_batch()).await.expect("delivered");
+    // Without a deadline, the next publish goes through.
+    publisher.publish(a_batch(), None).await.expect("delivered");
     assert_eq!(api.requests(), 1);
 }
 
@@ -205,9 +206,9 @@ async fn an_unreachable_api_ends_unavailable_after_the_configured_attempts() {
     };
     let url = format!("http://127.0.0.1:{port}/internal/publish");
     let publisher = HttpPublisher::new(url, SECRET, quick(4)).unwrap();
-    let result = publisher.publish(a_batch()).await;
+    let result = publisher.publish(a_batch(), None).await;
     assert!(
-        matches!(&result, Err(PublishError::Unavailable(e)) if e.contains("request failed")),
+        matches!(&result, Err(PublishError::Unavailable(e)) if e.to_string().contains("request failed")),
         "{result:?}"
     );
     assert_eq!(failed_attempts.load(Ordering::SeqCst), 4);

@@ -1,23 +1,26 @@
-//! The stream-handler: turns a batch of DynamoDB stream records into one change batch and
-//! delivers it through a [`Publisher`]. The Lambda, the local stream poller and the API's
-//! embedded pipeline all run this same code; only the transport differs.
+//! Scoreline's pipeline: turns batches of DynamoDB stream records into change batches and
+//! delivers them through a [`Publisher`]. The stream-handler Lambda, its `poll` command and the
+//! API's embedded pipeline all run this same code; only the transport differs. It is a library
+//! with no Lambda runtime, so the API links what it shares with the Lambda and nothing else.
 //!
 //! # Layout
-//! - `decode_batch`: records → changes, skipping (and counting) records it can never decode.
-//! - `handle_batch`: decode, then publish through the sink.
-//! - `poller`: reads DynamoDB Streams and feeds `handle_batch` (cargo feature `poller`, on by
-//!   default; the Lambda artifact is built without it).
-//! - `sink`: the signed HTTP publisher to the API's `/internal/publish`.
-//! - `redis_sink`: the publisher straight to Redis pub/sub (`SINK=redis`), also used by the
-//!   API's Redis broker (cargo feature `redis`, on by default and in the Lambda artifact).
+//! - [`decode_batch`]: records → changes, skipping (and counting) records it can never decode.
+//! - [`handle_batch`]: decode, then publish through a sink, in chunks of [`CHUNK`].
 //! - `lambda`: a DynamoDB Streams event in, `batchItemFailures` out.
+//! - `retry`: the one backoff (exponential, full jitter, capped) and retry-until-deadline.
+//! - `sink`: the publishers across the network: `sink::http`, signed to the API's
+//!   `/internal/publish`, and `sink::redis`, straight to Redis pub/sub (cargo feature `redis`),
+//!   which the API's Redis broker publishes through too; `sink::Sink`, either one.
+//! - `poller`: reads DynamoDB Streams and feeds [`handle_batch`] (cargo feature `poller`; the
+//!   Lambda artifact is built without it).
 
 pub mod lambda;
 #[cfg(feature = "poller")]
 pub mod poller;
-#[cfg(feature = "redis")]
-pub mod redis_sink;
+pub mod retry;
 pub mod sink;
+
+use std::time::Instant;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use scoreline_core::publish::{PublishError, Publisher};
@@ -68,16 +71,20 @@ pub struct BatchReport {
 pub const CHUNK: usize = 200;
 
 /// Decodes `records` and publishes the changes in record order (stream order is per-item
-/// order, so per-match order holds), in batches of at most [`CHUNK`] changes.
+/// order, so per-match order holds), in batches of at most [`CHUNK`] changes, none past
+/// `deadline`.
 pub async fn handle_batch(
     records: &[EventRecord],
     publisher: &dyn Publisher,
+    deadline: Option<Instant>,
 ) -> Result<BatchReport, PublishError> {
     let decoded = decode_batch(records);
     let delivered = decoded.changes.len();
     for chunk in decoded.changes.chunks(CHUNK) {
         let changes = chunk.iter().map(|(_, c)| c.clone()).collect();
-        publisher.publish(ChangeBatch::new(changes)).await?;
+        publisher
+            .publish(ChangeBatch::new(changes), deadline)
+            .await?;
     }
     Ok(BatchReport {
         delivered,
@@ -103,7 +110,11 @@ mod tests {
 
     #[async_trait]
     impl Publisher for Collect {
-        async fn publish(&self, batch: ChangeBatch) -> Result<(), PublishError> {
+        async fn publish(
+            &self,
+            batch: ChangeBatch,
+            _deadline: Option<Instant>,
+        ) -> Result<(), PublishError> {
             self.0.lock().unwrap().push(batch);
             Ok(())
         }
@@ -153,7 +164,7 @@ mod tests {
             ),
         ];
         let sink = Collect::default();
-        let report = handle_batch(&records, &sink).await.unwrap();
+        let report = handle_batch(&records, &sink, None).await.unwrap();
         assert_eq!(
             report,
             BatchReport {
@@ -179,7 +190,7 @@ mod tests {
     async fn a_batch_with_nothing_to_deliver_publishes_nothing() {
         let removed = build_record("t", 1, Utc::now(), Some(match_item(&a_match(1))), None);
         let sink = Collect::default();
-        let report = handle_batch(&[removed], &sink).await.unwrap();
+        let report = handle_batch(&[removed], &sink, None).await.unwrap();
         assert_eq!(report.ignored, 1);
         assert!(sink.0.lock().unwrap().is_empty());
     }

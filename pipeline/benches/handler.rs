@@ -3,7 +3,7 @@
 //! records into changes, then serializing and signing the change batch. A baseline in the
 //! same run: merely parsing the event's JSON into a `serde_json::Value`.
 //!
-//! Run: `cargo bench -p stream-handler --bench handler` (optional env: `BENCH_ITERATIONS`,
+//! Run: `cargo bench -p scoreline-pipeline --bench handler` (optional env: `BENCH_ITERATIONS`,
 //! default 200, after 20 warm-up iterations). Reports median and p90 of wall time and of the
 //! thread's CPU time (CLOCK_THREAD_CPUTIME_ID), per iteration.
 
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::dynamodb::Event;
 use scoreline_core::publish::sign;
 use scoreline_core::ChangeBatch;
-use stream_handler::decode_batch;
+use scoreline_pipeline::decode_batch;
 
 const SECRET: &str = "bench-publish-secret";
 const TIMESTAMP: i64 = 1_795_360_901;

@@ -13,8 +13,8 @@ use common::records::{
 };
 use scoreline_core::publish::{PublishError, Publisher};
 use scoreline_core::{Change, ChangeBatch};
+use scoreline_pipeline::lambda::{handle_event, InvocationReport, CHUNK};
 use serde_json::{json, Value};
-use stream_handler::lambda::{handle_event, InvocationReport, CHUNK};
 
 /// Keeps every batch it is given.
 #[derive(Default)]
@@ -32,7 +32,11 @@ impl Collect {
 
 #[async_trait]
 impl Publisher for Collect {
-    async fn publish(&self, batch: ChangeBatch) -> Result<(), PublishError> {
+    async fn publish(
+        &self,
+        batch: ChangeBatch,
+        _deadline: Option<std::time::Instant>,
+    ) -> Result<(), PublishError> {
         self.0.lock().unwrap().push(batch);
         Ok(())
     }
@@ -57,12 +61,16 @@ impl FailAfter {
 
 #[async_trait]
 impl Publisher for FailAfter {
-    async fn publish(&self, batch: ChangeBatch) -> Result<(), PublishError> {
+    async fn publish(
+        &self,
+        batch: ChangeBatch,
+        _deadline: Option<std::time::Instant>,
+    ) -> Result<(), PublishError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
         if call >= self.succeed {
             return Err(PublishError::Unavailable("the API answered 503".into()));
         }
-        self.accepted.publish(batch).await
+        self.accepted.publish(batch, None).await
     }
 }
 
@@ -146,7 +154,7 @@ fn every_fixture_is_shaped_like_a_dynamodb_streams_lambda_event() {
 async fn an_event_and_its_match_written_in_one_transaction_are_published_in_record_order() {
     let event = fixture_event("event_and_match_transaction.json");
     let sink = Collect::default();
-    let (response, report) = handle_event(&event, &sink).await;
+    let (response, report) = handle_event(&event, &sink, None).await;
     assert_eq!(failures(&response), Vec::<String>::new());
     assert_eq!(
         report,
@@ -223,7 +231,7 @@ async fn a_ttl_expiry_removal_publishes_nothing() {
         ("Service", "dynamodb.amazonaws.com")
     );
     let sink = Collect::default();
-    let (response, report) = handle_event(&event, &sink).await;
+    let (response, report) = handle_event(&event, &sink, None).await;
     assert_eq!(failures(&response), Vec::<String>::new());
     assert_eq!(
         report,
@@ -239,7 +247,7 @@ async fn a_ttl_expiry_removal_publishes_nothing() {
 async fn a_team_added_to_the_catalogue_publishes_nothing() {
     let event = fixture_event("catalogue_team_insert.json");
     let sink = Collect::default();
-    let (response, report) = handle_event(&event, &sink).await;
+    let (response, report) = handle_event(&event, &sink, None).await;
     assert_eq!(failures(&response), Vec::<String>::new());
     assert_eq!(
         report,
@@ -255,7 +263,7 @@ async fn a_team_added_to_the_catalogue_publishes_nothing() {
 async fn interleaved_matches_are_published_in_stream_order_and_each_match_keeps_its_own_order() {
     let event = fixture_event("interleaved_matches.json");
     let sink = Collect::default();
-    let (response, report) = handle_event(&event, &sink).await;
+    let (response, report) = handle_event(&event, &sink, None).await;
     assert_eq!(failures(&response), Vec::<String>::new());
     assert_eq!(
         (report.delivered, report.ignored, report.undecodable),
@@ -327,7 +335,7 @@ async fn interleaved_matches_are_published_in_stream_order_and_each_match_keeps_
 async fn undecodable_records_are_skipped_and_counted_without_blocking_the_rest() {
     let event = fixture_event("undecodable_records.json");
     let sink = Collect::default();
-    let (response, report) = handle_event(&event, &sink).await;
+    let (response, report) = handle_event(&event, &sink, None).await;
     assert_eq!(
         failures(&response),
         Vec::<String>::new(),
@@ -368,7 +376,7 @@ async fn more_than_200_changes_are_published_in_chunks_of_200_in_order() {
     assert_eq!(carrying, 450);
     assert_eq!(records.len(), 450 + 225 / 7);
     let sink = Collect::default();
-    let (response, report) = handle_event(&event, &sink).await;
+    let (response, report) = handle_event(&event, &sink, None).await;
     assert_eq!(failures(&response), Vec::<String>::new());
     assert_eq!((report.delivered, report.ignored), (450, 225 / 7));
     let sizes: Vec<usize> = sink.batches().iter().map(|b| b.changes.len()).collect();
@@ -410,7 +418,7 @@ async fn a_publisher_failing_on_the_second_chunk_names_the_first_record_of_that_
         "ignored records come before it, so record and change positions differ"
     );
     let sink = FailAfter::new(1);
-    let (response, report) = handle_event(&event, &sink).await;
+    let (response, report) = handle_event(&event, &sink, None).await;
     assert_eq!(failures(&response), vec![first_of_chunk_2.clone()]);
     assert_eq!(report.delivered, CHUNK);
     assert_eq!(report.failed_at, Some(first_of_chunk_2));
@@ -445,7 +453,7 @@ async fn a_publisher_failing_at_once_names_the_first_record_that_carries_a_chang
     let expected = sequence_number(&records[2]);
     let event: Event = serde_json::from_value(json!({ "Records": records })).unwrap();
     let sink = FailAfter::new(0);
-    let (response, report) = handle_event(&event, &sink).await;
+    let (response, report) = handle_event(&event, &sink, None).await;
     assert_eq!(failures(&response), vec![expected.clone()]);
     assert_eq!(
         report,
@@ -464,7 +472,7 @@ async fn a_publisher_failing_at_once_on_a_big_batch_names_its_first_record() {
     let (raw, event) = busy_event(225);
     let first = sequence_number(&raw["Records"][0]);
     let sink = FailAfter::new(0);
-    let (response, report) = handle_event(&event, &sink).await;
+    let (response, report) = handle_event(&event, &sink, None).await;
     assert_eq!(failures(&response), vec![first]);
     assert_eq!(report.delivered, 0);
     assert_eq!(sink.calls.load(Ordering::SeqCst), 1);
@@ -478,7 +486,7 @@ async fn a_batch_with_nothing_for_subscribers_succeeds_even_when_the_publisher_i
     }
     let event: Event = serde_json::from_value(json!({ "Records": records })).unwrap();
     let sink = FailAfter::new(0);
-    let (response, report) = handle_event(&event, &sink).await;
+    let (response, report) = handle_event(&event, &sink, None).await;
     assert_eq!(failures(&response), Vec::<String>::new());
     assert_eq!(report.ignored, 2);
     assert_eq!(sink.calls.load(Ordering::SeqCst), 0);

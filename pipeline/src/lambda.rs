@@ -6,6 +6,8 @@
 //! then checkpoints just before that record and retries from it, so records are redelivered in
 //! order and none is skipped (see `docs/pipeline.md`).
 
+use std::time::Instant;
+
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use scoreline_core::publish::Publisher;
@@ -24,9 +26,11 @@ pub struct InvocationReport {
     pub failed_at: Option<String>,
 }
 
+/// Publishes the event's changes, none past `deadline` (the invocation's end less a margin).
 pub async fn handle_event(
     event: &Event,
     publisher: &dyn Publisher,
+    deadline: Option<Instant>,
 ) -> (DynamoDbEventResponse, InvocationReport) {
     let decoded = decode_batch(&event.records);
     let mut report = InvocationReport {
@@ -37,7 +41,7 @@ pub async fn handle_event(
     for chunk in decoded.changes.chunks(CHUNK) {
         let first_record = chunk[0].0;
         let batch = ChangeBatch::new(chunk.iter().map(|(_, c)| c.clone()).collect());
-        if let Err(error) = publisher.publish(batch).await {
+        if let Err(error) = publisher.publish(batch, deadline).await {
             let record = &event.records[first_record];
             let sequence = record.change.sequence_number.clone().unwrap_or_default();
             tracing::error!(%error, sequence_number = %sequence, "could not deliver; Lambda will retry from this record");

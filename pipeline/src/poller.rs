@@ -18,6 +18,12 @@ use chrono::{TimeZone, Utc};
 use scoreline_core::publish::Publisher;
 use serde_dynamo::Item;
 
+use crate::retry::{retry, Backoff, Failure, RetryPolicy};
+
+/// Waits between attempts to deliver a batch the publisher refused: 50 ms doubling to 2 s.
+pub const DELIVERY_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+
 /// Where to start reading shards that exist when the poller starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartPosition {
@@ -39,8 +45,9 @@ pub struct PollerConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
-    #[error("DynamoDB Streams request failed: {0}")]
-    Streams(String),
+    /// The SDK's `Display` says little ("service error"): its `Debug` names the cause.
+    #[error("DynamoDB Streams request failed: {0:?}")]
+    Streams(#[source] scoreline_core::BoxError),
 }
 
 struct Shard {
@@ -96,8 +103,8 @@ pub fn client(sdk: &aws_config::SdkConfig) -> Client {
     Client::new(sdk)
 }
 
-fn err(e: impl std::fmt::Debug) -> PollError {
-    PollError::Streams(format!("{e:?}"))
+fn err(e: impl std::error::Error + Send + Sync + 'static) -> PollError {
+    PollError::Streams(Box::new(e))
 }
 
 /// Polls until `stop` resolves. Returns an error only when the stream cannot be described.
@@ -215,17 +222,22 @@ pub async fn run(
 /// Hands records to the batch handler until the publisher accepts them: a shard never moves
 /// past a batch that was not delivered.
 async fn deliver(records: &[EventRecord], publisher: &dyn Publisher) {
-    let mut attempt = 0u32;
-    loop {
-        match crate::handle_batch(records, publisher).await {
-            Ok(_) => return,
-            Err(error) => {
-                attempt += 1;
-                tracing::warn!(%error, attempt, "publishing a stream batch failed; retrying");
-                let backoff = 50u64.saturating_mul(1 << attempt.min(6)).min(2_000);
-                tokio::time::sleep(Duration::from_millis(backoff)).await;
-            }
-        }
+    let until_delivered = RetryPolicy::forever(DELIVERY_BACKOFF, Duration::MAX);
+    let delivered = retry(
+        &until_delivered,
+        None,
+        "publishing a stream batch",
+        |_, _| async {
+            crate::handle_batch(records, publisher, None)
+                .await
+                .map_err(Failure::Transient)
+        },
+    )
+    .await;
+    if let Err(error) = delivered {
+        // Only after u32::MAX attempts: the shard stays where it is and the next round
+        // offers the batch again.
+        tracing::error!(%error, "a stream batch was not delivered");
     }
 }
 

@@ -19,9 +19,13 @@ use serde_json::{json, Value};
 pub const STREAM_ARN: &str =
     "arn:aws:dynamodb:eu-west-1:123456789012:table/scoreline/stream/2026-11-01T09:30:00.000";
 
-/// The raw text of a fixture in `tests/fixtures`.
+/// The raw text of a fixture in `pipeline/tests/fixtures` (found from either crate that
+/// includes this file: both are workspace members side by side).
 pub fn fixture_text(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../pipeline/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 

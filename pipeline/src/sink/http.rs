@@ -1,0 +1,102 @@
+//! The HTTP sink: posts change batches to the API's `POST /internal/publish`, signed with the
+//! shared publish secret, with a timeout per request and retries ([`crate::retry`]) within the
+//! caller's deadline, so a Lambda invocation ends in time.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use scoreline_core::publish::{sign, PublishError, Publisher, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use scoreline_core::{ChangeBatch, Secret};
+
+use crate::retry::{retry, Failure, RetryError, RetryPolicy};
+
+/// Why one request did not deliver the batch.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpPublishError {
+    #[error("request failed: {0}")]
+    Request(#[source] reqwest::Error),
+    #[error("the API answered {0}")]
+    Status(reqwest::StatusCode),
+}
+
+/// Publishes to one API endpoint. Built once per process: the HTTP client keeps its connections.
+pub struct HttpPublisher {
+    client: reqwest::Client,
+    url: String,
+    secret: Secret,
+    policy: RetryPolicy,
+}
+
+impl HttpPublisher {
+    pub fn new(
+        url: impl Into<String>,
+        secret: impl Into<Secret>,
+        policy: RetryPolicy,
+    ) -> Result<Self, HttpPublishError> {
+        let client = reqwest::Client::builder()
+            .timeout(policy.attempt_timeout)
+            .connect_timeout(policy.attempt_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(HttpPublishError::Request)?;
+        Ok(Self {
+            client,
+            url: url.into(),
+            secret: secret.into(),
+            policy,
+        })
+    }
+
+    async fn attempt(
+        &self,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<(), Failure<HttpPublishError>> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        let response = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header(TIMESTAMP_HEADER, now.to_string())
+            .header(SIGNATURE_HEADER, sign(self.secret.expose(), now, body))
+            .body(body.to_vec())
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| Failure::Transient(HttpPublishError::Request(e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        // 5xx and 429 are passing; other 4xx (a wrong secret, a refused batch) will not get
+        // better by retrying now.
+        let error = HttpPublishError::Status(status);
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            Err(Failure::Transient(error))
+        } else {
+            Err(Failure::Permanent(error))
+        }
+    }
+}
+
+#[async_trait]
+impl Publisher for HttpPublisher {
+    async fn publish(
+        &self,
+        batch: ChangeBatch,
+        deadline: Option<Instant>,
+    ) -> Result<(), PublishError> {
+        let body = serde_json::to_vec(&batch).map_err(|e| PublishError::Refused(Box::new(e)))?;
+        retry(&self.policy, deadline, "publish attempt", |_, timeout| {
+            self.attempt(&body, timeout)
+        })
+        .await
+        .map_err(|error| match error {
+            RetryError::Permanent(e) => PublishError::Refused(Box::new(e)),
+            exhausted => PublishError::Unavailable(Box::new(exhausted)),
+        })
+    }
+}

@@ -204,10 +204,7 @@ impl Config {
 
     pub fn auth(&self) -> AuthConfig {
         AuthConfig {
-            jwt_secret: self
-                .auth_jwt_secret
-                .as_ref()
-                .map(|s| s.expose().to_string()),
+            jwt_secret: self.auth_jwt_secret.clone(),
             jwks_url: self.auth_jwks_url.clone(),
             issuer: self.auth_issuer.clone(),
             audience: self.auth_audience.clone(),

@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
                 .secret
                 .context("AUTH_JWT_SECRET (or --secret) is needed to sign a token")?;
             let auth = Authenticator::new(AuthConfig {
-                jwt_secret: Some(secret.expose().to_string()),
+                jwt_secret: Some(secret),
                 jwks_url: None,
                 issuer: args.issuer,
                 audience: args.audience,

@@ -17,7 +17,7 @@
 //! free their memory in bounded time.
 //!
 //! Frames go through the connection's [`Outbox`], which a writer task drains. Subscriptions
-//! that can share an execution join a [`crate::fanout::Group`]; others (queries and mutations
+//! that can share an execution join a shared group ([`crate::fanout::Fanout`]); others (queries and mutations
 //! over WebSocket, subscriptions with literal resume arguments) run in a task of their own that
 //! waits for room in the outbox. `docs/subscriptions.md` describes the policy for slow clients.
 

@@ -7,6 +7,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::error::BoxError;
 use crate::ids::{ClientMutationId, CompetitionId, MatchId, TeamId};
 use crate::model::{Competition, Match, MatchEvent, MatchStatus, Team};
 use crate::sport::Sport;
@@ -20,10 +21,12 @@ pub enum StoreError {
     AlreadyExists(String),
     #[error("the cursor is not one this server issued")]
     InvalidCursor,
+    /// Passing (a timeout, throttling, the network): the same request may work later.
     #[error("the store is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] BoxError),
+    /// Not expected to pass by retrying (a corrupt item, a refused request).
     #[error("store failure: {0}")]
-    Internal(String),
+    Internal(#[source] BoxError),
 }
 
 /// Which matches a listing admits. Empty `statuses` admits every status.

@@ -17,7 +17,7 @@ use scoreline_core::item::{INDEXES, PK, SK, TTL};
 use scoreline_tests::dynamodb_local;
 use serde_yaml::Value;
 
-// What `init_table` (api/src/store/dynamodb.rs) asks CreateTable for, beyond the names in
+// What `init_table` (api/src/store/dynamodb/table.rs) asks CreateTable for, beyond the names in
 // `scoreline_core::item`; the DynamoDB Local test below checks these against the real thing.
 const KEY_ATTRIBUTE_TYPE: &str = "S";
 const PROJECTION: &str = "KEYS_ONLY";

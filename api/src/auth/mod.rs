@@ -40,6 +40,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore as _;
+use scoreline_core::Secret;
 
 use claims::{map_jwt_error, peek_header, unix_now, Claims, MintClaims};
 use jwks::{Jwks, JWKS_MIN_REFETCH_INTERVAL};
@@ -106,11 +107,11 @@ impl Principal {
     }
 }
 
-/// Authentication settings, usually from the environment.
-#[derive(Clone, Default)]
+/// Authentication settings, usually from the environment. `Debug` never shows the secret.
+#[derive(Clone, Debug, Default)]
 pub struct AuthConfig {
     /// `AUTH_JWT_SECRET`: HS256 secret (its UTF-8 bytes are the HMAC key).
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
     /// `AUTH_JWKS_URL`: where RS256 verification keys are published.
     pub jwks_url: Option<String>,
     /// `AUTH_ISSUER`: when set, tokens must carry exactly this `iss`.
@@ -118,21 +119,6 @@ pub struct AuthConfig {
     /// `AUTH_AUDIENCE`: when set, the token's `aud` or `client_id` must be this value
     /// (Cognito ID tokens carry `aud`, access tokens `client_id`).
     pub audience: Option<String>,
-}
-
-// Written by hand so that logging the configuration never prints the secret.
-impl fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field(
-                "jwt_secret",
-                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("jwks_url", &self.jwks_url)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .finish()
-    }
 }
 
 /// Why a credential was refused. The messages are meant for clients: short, and free of
@@ -215,6 +201,7 @@ impl Authenticator {
         } = config;
         // An empty value is almost always a broken deployment template; silently treating it
         // as unset could disable a check (issuer, audience) or swap the key source.
+        let jwt_secret = jwt_secret.map(|s| s.expose().to_string());
         for (name, value) in [
             ("AUTH_JWT_SECRET", &jwt_secret),
             ("AUTH_JWKS_URL", &jwks_url),

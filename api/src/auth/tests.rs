@@ -373,7 +373,7 @@ fn minting_without_a_secret_fails() {
 fn empty_or_invalid_settings_are_rejected() {
     for config in [
         AuthConfig {
-            jwt_secret: Some(String::new()),
+            jwt_secret: Some(Secret::new("")),
             ..AuthConfig::default()
         },
         AuthConfig {

@@ -7,7 +7,7 @@
 //!   overflows closes the connection with 1013 ([`SLOW_CONSUMER_CLOSE`]); the client resumes
 //!   with `afterSeq`.
 //! - [`Fanout`]: shared executions. Subscribers whose operation, variables (resume arguments
-//!   aside) and auth scope are the same share one [`Group`]: one execution of the operation per
+//!   aside) and auth scope are the same share one group: one execution of the operation per
 //!   change, one serialization of its payload, and one frame per distinct (protocol, operation
 //!   id), written to every socket. Resume arguments (`sinceVersion`, `afterSeq`) are served per
 //!   subscriber by a replay-only execution; the subscriber then joins the shared stream, which
@@ -35,5 +35,5 @@ mod outbox;
 pub use analysis::{analyze, Analysis};
 pub use execution::{PositionTap, ReplayOnly};
 pub use frame::{complete_frame, is_request_error, json_frame, next_type};
-pub use group::{Fanout, Group, MemberSpec, Membership};
-pub use outbox::{Entry, Outbox, Policy, Pushed, SLOW_CONSUMER_CLOSE, SUBSCRIPTION_QUEUE};
+pub use group::{Fanout, MemberSpec, Membership};
+pub use outbox::{Entry, Outbox, Policy, Pushed, SLOW_CONSUMER_CLOSE};

@@ -35,21 +35,26 @@ pub fn not_found(what: &str, id: &str) -> async_graphql::Error {
 }
 
 pub fn store(e: StoreError) -> async_graphql::Error {
+    store_ref(&e)
+}
+
+/// [`store`] for an error that is shared (a DataLoader's).
+pub fn store_ref(e: &StoreError) -> async_graphql::Error {
     match e {
         StoreError::InvalidCursor => coded(
             "the cursor is not valid: use a cursor from a previous page",
             BAD_USER_INPUT,
         ),
         StoreError::AlreadyExists(what) => coded(format!("{what} already exists"), BAD_USER_INPUT),
-        StoreError::Unavailable(detail) => {
-            tracing::warn!(%detail, "store unavailable");
+        StoreError::Unavailable(error) => {
+            tracing::warn!(%error, "store unavailable");
             coded(
                 "the service is temporarily unavailable; try again",
                 SERVICE_UNAVAILABLE,
             )
         }
-        StoreError::Internal(detail) => {
-            tracing::error!(%detail, "store failure");
+        StoreError::Internal(error) => {
+            tracing::error!(%error, "store failure");
             coded("internal error", INTERNAL_SERVER_ERROR)
         }
     }

@@ -274,7 +274,9 @@ impl Store for MemoryStore {
         let mut t = self.lock();
         let id = &write.next.id;
         let Some(current) = t.matches.get(id) else {
-            return Err(StoreError::Internal(format!("commit to unknown match {id}")).into());
+            return Err(
+                StoreError::Internal(format!("commit to unknown match {id}").into()).into(),
+            );
         };
         if current.version != write.expected_version() {
             return Err(CommitError::VersionMismatch);
@@ -292,11 +294,9 @@ impl Store for MemoryStore {
         if let Some(event) = &write.event {
             let events = t.events.entry(id.clone()).or_default();
             if event.seq as usize != events.len() + 1 {
-                return Err(StoreError::Internal(format!(
-                    "event seq {} does not follow {}",
-                    event.seq,
-                    events.len()
-                ))
+                return Err(StoreError::Internal(
+                    format!("event seq {} does not follow {}", event.seq, events.len()).into(),
+                )
                 .into());
             }
             events.push(event.clone());

@@ -8,7 +8,7 @@ use scoreline_core::{CompetitionId, Match, MatchEvent, TeamId};
 
 use super::catalog::{CompetitionNode, TeamNode};
 use super::enums::{EventTypeGql, InningHalfGql, MatchStatusGql, SideGql, SportGql};
-use crate::graphql::error::{coded, invalid, store, INTERNAL_SERVER_ERROR};
+use crate::graphql::error::{coded, invalid, store, store_ref, INTERNAL_SERVER_ERROR};
 use crate::graphql::loader::CatalogLoader;
 use crate::graphql::schema::Services;
 
@@ -140,17 +140,7 @@ async fn load_team(ctx: &Context<'_>, id: &TeamId) -> Result<TeamNode> {
             tracing::error!(team = %id, "a match refers to a missing team");
             Err(coded("internal error", INTERNAL_SERVER_ERROR))
         }
-        Err(e) => Err(store(clone_store_error(&e))),
-    }
-}
-
-fn clone_store_error(e: &scoreline_core::store::StoreError) -> scoreline_core::store::StoreError {
-    use scoreline_core::store::StoreError::*;
-    match e {
-        AlreadyExists(s) => AlreadyExists(s.clone()),
-        InvalidCursor => InvalidCursor,
-        Unavailable(s) => Unavailable(s.clone()),
-        Internal(s) => Internal(s.clone()),
+        Err(e) => Err(store_ref(&e)),
     }
 }
 
@@ -171,7 +161,7 @@ impl MatchNode {
                 tracing::error!(competition = %id, "a match refers to a missing competition");
                 Err(coded("internal error", INTERNAL_SERVER_ERROR))
             }
-            Err(e) => Err(store(clone_store_error(&e))),
+            Err(e) => Err(store_ref(&e)),
         }
     }
     async fn home_team(&self, ctx: &Context<'_>) -> Result<TeamNode> {

@@ -28,10 +28,9 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::Credentials;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use rand::Rng;
 use scoreline_core::item::{
     self, competition_pk, event_sk, match_pk, team_pk, time_key, ItemError, Record, PK, SK,
 };
@@ -41,11 +40,14 @@ use scoreline_core::store::{
 use scoreline_core::{
     ClientMutationId, Competition, CompetitionId, Match, MatchEvent, MatchId, Sport, Team, TeamId,
 };
+use scoreline_pipeline::retry::Backoff;
 use serde_dynamo::Item;
 
-/// The SDK the store is built on, for callers of [`DynamoStore::client`].
-pub use aws_sdk_dynamodb as sdk;
-pub use listing::DEFAULT_WINDOW_DAYS;
+/// Waits between optimistic retries of a contended match: 10 ms doubling to 2 s, full jitter.
+/// The cap bounds how often a crowd of writers on one match retries (with 200 writers on
+/// DynamoDB Local a 500 ms cap made ~40% more attempts and took ~30% longer); few writers never
+/// reach it.
+const CONTENTION_BACKOFF: Backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(2));
 
 type Attrs = HashMap<String, AttributeValue>;
 
@@ -67,9 +69,21 @@ pub struct DynamoStore {
     table: String,
 }
 
-fn unavailable<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    e: SdkError<E, R>,
-) -> StoreError {
+/// An SDK error with a summary that says what happened (the SDK's own `Display` is only
+/// "service error" or "dispatch failure"); the error itself stays the source.
+#[derive(Debug, thiserror::Error)]
+#[error("{summary}")]
+struct SdkFailure {
+    summary: String,
+    #[source]
+    source: scoreline_core::BoxError,
+}
+
+fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
     let throttled = matches!(
         e.code(),
         Some(
@@ -80,20 +94,33 @@ fn unavailable<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
                 | "ServiceUnavailable"
         )
     );
+    let failure = |summary: String, e| -> scoreline_core::BoxError {
+        Box::new(SdkFailure {
+            summary,
+            source: Box::new(e),
+        })
+    };
     match &e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StoreError::Unavailable(format!("{e:?}"))
+            let summary = DisplayErrorContext(&e).to_string();
+            StoreError::Unavailable(failure(summary, e))
         }
-        SdkError::ServiceError(_) if throttled => StoreError::Unavailable(format!(
-            "{}: {}",
-            e.code().unwrap_or("throttled"),
-            e.message().unwrap_or_default()
-        )),
-        _ => StoreError::Internal(format!(
-            "{}: {}",
-            e.code().unwrap_or("error"),
-            e.message().unwrap_or_default()
-        )),
+        SdkError::ServiceError(_) if throttled => {
+            let summary = format!(
+                "{}: {}",
+                e.code().unwrap_or("throttled"),
+                e.message().unwrap_or_default()
+            );
+            StoreError::Unavailable(failure(summary, e))
+        }
+        _ => {
+            let summary = format!(
+                "{}: {}",
+                e.code().unwrap_or("error"),
+                e.message().unwrap_or_default()
+            );
+            StoreError::Internal(failure(summary, e))
+        }
     }
 }
 
@@ -101,8 +128,13 @@ fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
+/// An item the codec cannot read: a bug or a foreign write, never a passing fault.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt item: {0}")]
+struct Corrupt(#[source] ItemError);
+
 fn corrupt(e: ItemError) -> StoreError {
-    StoreError::Internal(format!("corrupt item: {e}"))
+    StoreError::Internal(Box::new(Corrupt(e)))
 }
 
 fn attrs(item: Item) -> Attrs {
@@ -406,11 +438,6 @@ impl Store for DynamoStore {
     }
 
     async fn contention_backoff(&self, attempt: u32) {
-        // Exponential backoff with full jitter: 10 ms doubling to a 2 s cap. The cap bounds how
-        // often a crowd of writers on one match retries (with 200 writers on DynamoDB Local a
-        // 500 ms cap made ~40% more attempts and took ~30% longer); few writers never reach it.
-        let cap = 10u64.saturating_mul(1 << attempt.min(8)).min(2000);
-        let wait = rand::thread_rng().gen_range(0..=cap);
-        tokio::time::sleep(Duration::from_millis(wait)).await;
+        CONTENTION_BACKOFF.wait(attempt).await;
     }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::client::Waiters as _;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
@@ -132,10 +132,14 @@ impl DynamoStore {
             .await
             .map(|_| ())
             .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "table {} did not become ACTIVE: {e:?}",
-                    self.table
-                ))
+                StoreError::Unavailable(
+                    format!(
+                        "table {} did not become ACTIVE: {}",
+                        self.table,
+                        DisplayErrorContext(&e)
+                    )
+                    .into(),
+                )
             })
     }
 

@@ -276,9 +276,9 @@ fn cancelled(reasons: &[String]) -> StoreError {
     });
     let detail = format!("transaction cancelled: {reasons:?}");
     if transient {
-        StoreError::Unavailable(detail)
+        StoreError::Unavailable(detail.into())
     } else {
-        StoreError::Internal(detail)
+        StoreError::Internal(detail.into())
     }
 }
 

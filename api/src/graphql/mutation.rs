@@ -42,7 +42,7 @@ async fn match_day(
     Ok(MatchNode(m))
 }
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     #[graphql(guard = "RoleGuard::admin()")]
     async fn create_competition(

@@ -19,7 +19,7 @@ fn argument(name: &'static str) -> impl Fn(ValidationError) -> async_graphql::Er
     move |e| invalid(ValidationError::new(name, e.message().to_string()))
 }
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// A match by id; null when there is none.
     #[graphql(name = "match")]

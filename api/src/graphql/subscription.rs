@@ -34,7 +34,7 @@ fn parse_match_id(raw: ID, field: &'static str) -> Result<MatchId> {
     MatchId::parse(raw.0).map_err(|e| invalid(ValidationError::new(field, e.message().to_string())))
 }
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Every change of one match. With `sinceVersion`, a newer stored state is sent first (none
     /// when the client is already current); versions strictly rise.

@@ -2,12 +2,14 @@
 //! default that runs the embedded server on loopback.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use scoreline_core::Secret;
 
 use crate::auth::AuthConfig;
+use crate::graphql::persisted::Required;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -167,6 +169,33 @@ pub struct Config {
     pub max_query_depth: usize,
     #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 500)]
     pub max_query_complexity: usize,
+    /// Answer introspection (`__schema`, `__type`): GraphiQL, codegen and schema tools need it.
+    /// Production apps may turn it off; `__typename` always works.
+    #[arg(long, env = "INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub introspection: bool,
+    /// Origins browsers may call the API from: `*` (any; credentials are never allowed, auth is
+    /// a bearer token) or a comma-separated list such as `https://app.example.com`.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "*")]
+    pub cors_allowed_origins: String,
+    /// Most operations in one JSON-array batch request.
+    #[arg(long, env = "MAX_BATCH_OPERATIONS", default_value_t = 10)]
+    pub max_batch_operations: usize,
+    /// Bytes of documents kept for automatic persisted queries (0 turns APQ off).
+    #[arg(long, env = "APQ_CACHE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub apq_cache_bytes: usize,
+    /// An Apollo persisted-query manifest (JSON) of the documents an app was built with; they
+    /// run by id (`extensions.persistedQuery.sha256Hash`).
+    #[arg(long, env = "PERSISTED_DOCUMENTS")]
+    pub persisted_documents: Option<PathBuf>,
+    /// Who must use the manifest's documents: `none`, `anonymous` (signed-in clients may still
+    /// send any document) or `all`.
+    #[arg(
+        long,
+        env = "PERSISTED_DOCUMENTS_REQUIRED",
+        value_enum,
+        default_value = "none"
+    )]
+    pub persisted_documents_required: Required,
     /// Most concurrent subscriptions on one WebSocket connection.
     #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 100)]
     pub max_subscriptions_per_connection: usize,
@@ -187,6 +216,10 @@ pub struct Config {
     /// Seconds to let connections finish after SIGTERM before exiting.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
+
+    /// One log line per HTTP request and per WebSocket session (target `access`).
+    #[arg(long, env = "ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub access_log: bool,
 
     /// `json` for machines, `text` for people, `auto` picks by whether stderr is a terminal.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "auto")]

@@ -39,7 +39,8 @@ pub use broker::{
     Broker, BrokerError, BrokerSubscription, Received, RedisBroker, RedisBrokerConfig, Topic,
 };
 pub use config::{BrokerKind, Cli, Command, Config, LogFormat, StoreKind, StreamStart, TokenArgs};
+pub use graphql::persisted::Required as PersistedDocumentsRequired;
 pub use graphql::sdl;
-pub use startup::{router, AppState, Application};
+pub use startup::{router, AppState, Application, RouterOptions};
 pub use store::{DynamoConfig, DynamoStore, MemoryStore};
 pub use telemetry::init as init_telemetry;

@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::InitTable) => {
             let config = cli.serve;
-            init_telemetry(config.log_format);
+            let _ = init_telemetry(config.log_format);
             let store = DynamoStore::connect(&config.dynamo()).await;
             let created = store
                 .init_table()
@@ -50,17 +50,34 @@ async fn main() -> anyhow::Result<()> {
         }
         None | Some(Command::Serve) => {
             let config = cli.serve;
-            init_telemetry(config.log_format);
+            let json = init_telemetry(config.log_format);
             let app = Application::build(config).await?;
             let address = app.local_addr();
             tracing::info!(%address, "Scoreline is listening");
-            eprintln!("Scoreline is listening on http://{address}  (GraphiQL: http://{address}/, GraphQL and WebSocket: http://{address}/graphql)");
-            if let Some(token) = app.admin_token() {
-                eprintln!(
-                    "No AUTH_JWT_SECRET or AUTH_JWKS_URL set: this process made its own secret."
+            // For people on a terminal a banner; in JSON mode the same facts as log lines, so
+            // every line of the stream parses.
+            if json {
+                tracing::info!(
+                    graphiql = %format!("http://{address}/"),
+                    graphql = %format!("http://{address}/graphql"),
+                    "endpoints"
                 );
-                eprintln!("Admin token for this run (24 h):\n\n  {token}\n");
-                eprintln!("Send it as: Authorization: Bearer <token>");
+                if let Some(token) = app.admin_token() {
+                    tracing::warn!(
+                        admin_token = token,
+                        "no AUTH_JWT_SECRET or AUTH_JWKS_URL set: this process made its own \
+                         secret; the admin token works for 24 h, until the process exits"
+                    );
+                }
+            } else {
+                eprintln!("Scoreline is listening on http://{address}  (GraphiQL: http://{address}/, GraphQL and WebSocket: http://{address}/graphql)");
+                if let Some(token) = app.admin_token() {
+                    eprintln!(
+                        "No AUTH_JWT_SECRET or AUTH_JWKS_URL set: this process made its own secret."
+                    );
+                    eprintln!("Admin token for this run (24 h):\n\n  {token}\n");
+                    eprintln!("Send it as: Authorization: Bearer <token>");
+                }
             }
             app.run_until_stopped().await
         }

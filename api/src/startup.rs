@@ -16,13 +16,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::auth::{Authenticator, Role};
 use crate::broker::{Broker, MemoryBroker, RedisBroker, RedisBrokerConfig};
 use crate::config::{BrokerKind, Config, StoreKind, StreamStart};
 use crate::fanout::Fanout;
 use crate::graphql::documents::DocumentCache;
+use crate::graphql::persisted::{PersistedDocuments, Required};
 use crate::graphql::response_cache::ResponseCache;
 use crate::graphql::schema::Services;
 use crate::graphql::{build_schema, SchemaLimits, ScorelineSchema};
@@ -46,31 +46,46 @@ pub struct AppState {
     pub fanout: Arc<Fanout>,
     pub metrics: Arc<Metrics>,
     pub documents: Arc<DocumentCache>,
+    pub persisted: Arc<PersistedDocuments>,
     pub responses: Arc<ResponseCache>,
     pub max_body_bytes: usize,
+    pub max_batch_operations: usize,
     pub max_publish_body_bytes: usize,
     pub shutdown: watch::Receiver<bool>,
 }
 
-pub fn router(state: AppState, graphiql: bool) -> Router {
+/// What the router serves besides the API itself.
+#[derive(Clone, Debug)]
+pub struct RouterOptions {
+    pub graphiql: bool,
+    /// `CORS_ALLOWED_ORIGINS`.
+    pub cors_allowed_origins: String,
+    pub access_log: bool,
+}
+
+pub fn router(state: AppState, options: &RouterOptions) -> anyhow::Result<Router> {
     let mut public = Router::new()
         .route("/graphql", get(http::graphql_get).post(http::graphql_post))
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
         .route("/metrics", get(http::metrics));
-    if graphiql {
+    if options.graphiql {
         public = public.route("/", get(http::graphiql));
     }
+    // Browser apps on other origins call the API; the publish endpoint is for the
+    // stream-handler only, so it gets no CORS.
+    let public = public
+        .layer(RequestBodyLimitLayer::new(state.max_body_bytes))
+        .layer(http::cors(&options.cors_allowed_origins)?);
     // Change batches are larger than client requests: the publish endpoint has its own limit.
     let internal = Router::new()
         .route("/internal/publish", post(http::publish))
         .layer(RequestBodyLimitLayer::new(state.max_publish_body_bytes));
-    public
-        .layer(RequestBodyLimitLayer::new(state.max_body_bytes))
-        .merge(internal)
-        .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    let mut router = public.merge(internal).layer(CatchPanicLayer::new());
+    if options.access_log {
+        router = router.layer(axum::middleware::from_fn(http::access_log));
+    }
+    Ok(router.with_state(state))
 }
 
 pub struct Application {
@@ -138,6 +153,7 @@ impl Application {
             SchemaLimits {
                 max_depth: config.max_query_depth,
                 max_complexity: config.max_query_complexity,
+                introspection: config.introspection,
             },
         );
         if config.demo {
@@ -152,6 +168,12 @@ impl Application {
             ));
         }
 
+        let mut persisted = PersistedDocuments::new(config.apq_cache_bytes);
+        if let Some(path) = &config.persisted_documents {
+            persisted = persisted.with_manifest_file(path, config.persisted_documents_required)?;
+        } else if config.persisted_documents_required != Required::None {
+            anyhow::bail!("PERSISTED_DOCUMENTS_REQUIRED needs a manifest: set PERSISTED_DOCUMENTS");
+        }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let intake_changes = intake.changes();
         let metrics = Arc::new(Metrics::default());
@@ -168,15 +190,18 @@ impl Application {
                 keepalive: config.ws_keepalive(),
                 idle_timeout: config.ws_idle_timeout(),
                 max_subscriptions: config.max_subscriptions_per_connection,
+                access_log: config.access_log,
             },
             fanout,
             metrics,
             documents: Arc::new(DocumentCache::default()),
+            persisted: Arc::new(persisted),
             responses: Arc::new(ResponseCache::new(
                 Duration::from_millis(config.query_cache_ms),
                 intake_changes,
             )),
             max_body_bytes: config.max_body_bytes,
+            max_batch_operations: config.max_batch_operations.max(1),
             max_publish_body_bytes: config.max_publish_body_bytes,
             shutdown: shutdown_rx,
         };
@@ -186,7 +211,14 @@ impl Application {
             .with_context(|| format!("binding {address}"))?;
         Ok(Self {
             listener,
-            router: router(state.clone(), config.graphiql),
+            router: router(
+                state.clone(),
+                &RouterOptions {
+                    graphiql: config.graphiql,
+                    cors_allowed_origins: config.cors_allowed_origins.clone(),
+                    access_log: config.access_log,
+                },
+            )?,
             state,
             admin_token,
             shutdown_tx,

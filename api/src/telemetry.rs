@@ -5,7 +5,9 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::config::LogFormat;
 
-pub fn init(format: LogFormat) {
+/// Sets up logging; returns whether lines are JSON, so that what the process prints for people
+/// (the start-up banner) goes through the log instead, and every line stays JSON.
+pub fn init(format: LogFormat) -> bool {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -19,4 +21,5 @@ pub fn init(format: LogFormat) {
     } else {
         builder.try_init()
     };
+    json
 }

@@ -38,10 +38,11 @@ use tokio::time::Instant;
 
 use crate::auth::{token_from_init_payload, Authenticator, Principal};
 use crate::fanout::{
-    self, complete_frame, is_request_error, json_frame, next_type, Entry, Fanout, MemberSpec,
-    Membership, Outbox, Pushed,
+    self, complete_frame, is_request_error, json_frame, next_type, refusal_frames, Entry, Fanout,
+    MemberSpec, Membership, Outbox, Pushed,
 };
-use crate::graphql::error::{TOO_MANY_SUBSCRIPTIONS, UNAUTHENTICATED};
+use crate::graphql::error::{coded, TOO_MANY_SUBSCRIPTIONS, UNAUTHENTICATED};
+use crate::graphql::persisted::PersistedDocuments;
 use crate::graphql::ScorelineSchema;
 use crate::metrics::Metrics;
 
@@ -84,6 +85,8 @@ pub struct WsSettings {
     /// A connection from which nothing arrives for this long is closed.
     pub idle_timeout: Duration,
     pub max_subscriptions: usize,
+    /// Log one line when a session ends (`ACCESS_LOG`).
+    pub access_log: bool,
 }
 
 /// Everything a connection needs.
@@ -94,6 +97,7 @@ pub struct WsContext {
     pub settings: WsSettings,
     pub fanout: Arc<Fanout>,
     pub metrics: Arc<Metrics>,
+    pub persisted: Arc<PersistedDocuments>,
     /// Flips to true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -153,6 +157,7 @@ pub async fn serve(
     ctx: WsContext,
 ) {
     Metrics::add(&ctx.metrics.ws_connections, 1);
+    let opened = Instant::now();
     let (sink, mut stream) = socket.split();
     let outbox = Arc::new(Outbox::default());
     let mut writer = tokio::spawn(write_loop(sink, outbox.clone()));
@@ -178,6 +183,8 @@ pub async fn serve(
     let mut writer_ended = false;
     // The client ended the connection (close frame, terminate, or the socket went away).
     let mut client_closed = false;
+    // The client sent a close frame, which must be answered.
+    let mut close_received = false;
 
     loop {
         tokio::select! {
@@ -192,6 +199,7 @@ pub async fn serve(
                     Message::Text(text) => text,
                     Message::Close(_) => {
                         client_closed = true;
+                        close_received = true;
                         break;
                     }
                     Message::Ping(_) | Message::Pong(_) => continue,
@@ -245,7 +253,26 @@ pub async fn serve(
         }
     }
     conn.stop_all();
+    if ctx.settings.access_log {
+        tracing::info!(
+            target: "access",
+            protocol = protocol.name(),
+            subject = conn.principal.as_ref().map_or("", |p| p.subject.as_str()),
+            operations = conn.generation,
+            duration_ms = opened.elapsed().as_millis() as u64,
+            ended_by = if client_closed { "client" } else { "server" },
+            "websocket session"
+        );
+    }
     drop(conn);
+    if close_received && !writer_ended {
+        // The client closed: its close frame is answered with the same code (tungstenite
+        // queues the echo when it reads the close, and sends it on the next read), and the
+        // socket is released at once. Frames still queued are of no use to it.
+        writer.abort();
+        let _ = tokio::time::timeout(CLOSE_GRACE, stream.next()).await;
+        writer_ended = true;
+    }
     if !writer_ended {
         outbox.close(NO_STATUS, "");
         // A slow consumer gets until the idle timeout to read what was written before its
@@ -346,6 +373,17 @@ impl Connection {
         self.outbox.push_frame(Utf8Bytes::from(value.to_string()));
     }
 
+    /// Ends an operation that never started with `error` (see [`refusal_frames`]).
+    fn refuse(&self, id: &str, error: async_graphql::Error) {
+        let errors = [error.into_server_error(async_graphql::Pos::default())];
+        for frame in refusal_frames(self.protocol, id, &errors)
+            .into_iter()
+            .flatten()
+        {
+            self.outbox.push_frame(frame);
+        }
+    }
+
     fn close(&self, code: u16, reason: &'static str) -> Flow {
         self.outbox.close(code, reason);
         BREAK
@@ -439,7 +477,7 @@ impl Connection {
                 }
             }
         }
-        let request: Request = match serde_json::from_value(payload) {
+        let mut request: Request = match serde_json::from_value(payload) {
             Ok(r) => r,
             Err(_) => {
                 return self.close(
@@ -452,23 +490,30 @@ impl Connection {
             if let Err(error) = self.ctx.auth.authenticate(Some(token)).await {
                 // Typically expired since `connection_init`: refuse the operation, as HTTP
                 // refuses a request with such a token, rather than run it anonymously.
-                let errors = json!([{
-                    "message": error.to_string(),
-                    "extensions": {"code": UNAUTHENTICATED},
-                }]);
-                self.send(json!({"type": "error", "id": id, "payload": errors}));
+                self.refuse(&id, coded(error.to_string(), UNAUTHENTICATED));
                 return CONTINUE;
             }
         }
         if self.operations.len() >= self.ctx.settings.max_subscriptions {
-            let errors = json!([{
-                "message": format!(
-                    "at most {} operations may run on one connection",
-                    self.ctx.settings.max_subscriptions
-                ),
-                "extensions": {"code": TOO_MANY_SUBSCRIPTIONS},
-            }]);
-            self.send(json!({"type": "error", "id": id, "payload": errors}));
+            let message = format!(
+                "at most {} operations may run on one connection",
+                self.ctx.settings.max_subscriptions
+            );
+            self.refuse(&id, coded(message, TOO_MANY_SUBSCRIPTIONS));
+            return CONTINUE;
+        }
+        if let Err(error) = self
+            .ctx
+            .persisted
+            .resolve(&mut request, self.principal.is_none())
+        {
+            let errors = [error.to_server_error()];
+            for frame in refusal_frames(self.protocol, &id, &errors)
+                .into_iter()
+                .flatten()
+            {
+                self.outbox.push_frame(frame);
+            }
             return CONTINUE;
         }
         self.generation += 1;
@@ -537,10 +582,8 @@ async fn run_operation(
     let mut last = None;
     while let Some(response) = responses.next().await {
         if first && is_request_error(&response) {
-            // Refused before anything ran (parse, validation, NOT_FOUND): the operation ends
-            // with `error` and no `complete`.
-            let errors = serde_json::to_string(&response.errors).unwrap_or_default();
-            last = Some(json_frame("error", &id, &errors));
+            // Refused before anything ran (parse, validation, NOT_FOUND).
+            last = Some(refusal_frames(protocol, &id, &response.errors));
             break;
         }
         first = false;
@@ -557,12 +600,14 @@ async fn run_operation(
             return;
         }
     }
-    let last = last.unwrap_or_else(|| complete_frame(&id));
+    let last = last.unwrap_or_else(|| [Some(complete_frame(&id)), None]);
     // The connection forgets the operation before the client can see that it ended, so the
     // client may reuse its id (or its slot) right after the last frame without a spurious 4409
     // or TOO_MANY_SUBSCRIPTIONS.
     outbox.op_ended(id, generation);
-    outbox.push_frame(last);
+    for frame in last.into_iter().flatten() {
+        outbox.push_frame(frame);
+    }
 }
 
 #[cfg(test)]

@@ -413,6 +413,38 @@ impl WsClient {
         }
     }
 
+    /// An operation refused at subscribe time (not found, unauthenticated, a cap), as the
+    /// reference servers end it: a `next` (legacy: `data`) carrying the errors and no data,
+    /// then `complete`. Returns the errors; panics on anything else.
+    pub async fn refused(&mut self, id: &str) -> Value {
+        let msg = self.recv().await.expect("the connection stays open");
+        let expected = if self.protocol == LEGACY_WS {
+            "data"
+        } else {
+            "next"
+        };
+        assert_eq!(msg["type"], expected, "{msg}");
+        assert_eq!(msg["id"], id, "{msg}");
+        assert_eq!(msg["payload"]["data"], Value::Null, "{msg}");
+        let errors = msg["payload"]["errors"].clone();
+        assert!(
+            errors.as_array().is_some_and(|e| !e.is_empty()),
+            "errors in {msg}"
+        );
+        let end = self.recv().await.expect("the connection stays open");
+        assert_eq!(end, json!({"type": "complete", "id": id}));
+        errors
+    }
+
+    /// The `extensions.code` of the first error [`WsClient::refused`] returns.
+    pub async fn refused_code(&mut self, id: &str) -> String {
+        let errors = self.refused(id).await;
+        errors[0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an error code in {errors}"))
+            .to_string()
+    }
+
     /// The next `next`/`data` payload of operation `id`; panics on anything else.
     pub async fn next_data(&mut self, id: &str) -> Value {
         let msg = self.recv().await.expect("the connection stays open");
@@ -425,6 +457,21 @@ impl WsClient {
         assert_eq!(msg["id"], id, "{msg}");
         assert!(msg["payload"].get("errors").is_none(), "{msg}");
         msg["payload"]["data"].clone()
+    }
+
+    /// Closes the connection from the client side with `code` and returns the server's answer
+    /// to the close frame; panics when the server drops the connection without one (a client
+    /// then sees 1006).
+    pub async fn close_by_client(&mut self, code: u16) -> Closed {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        self.ws
+            .close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: "client done".into(),
+            }))
+            .await
+            .expect("sending the close frame");
+        self.closed().await
     }
 
     /// Waits for the server to close the connection; returns the close code and reason.

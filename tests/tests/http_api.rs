@@ -1999,7 +1999,7 @@ async fn a_malformed_json_body_is_a_400_with_a_coded_json_error() {
         "",
         r#"{"query": 42}"#,
         r#"{"query": "{ competitions { id } }", "variables": [1]}"#,
-        r#"[{"query": "{ competitions { id } }"}]"#,
+        r#"[{"query": "{ competitions { id } }"}, 7]"#,
     ] {
         let resp = post_raw(&app, body).await;
         assert_eq!(resp.status().as_u16(), 400, "{body:?}");
@@ -2117,13 +2117,18 @@ async fn an_unknown_operation_name_is_a_coded_error() {
 #[tokio::test]
 async fn a_query_deeper_than_the_limit_fails_validation() {
     let app = TestApp::spawn().await;
-    // The schema has no cycles of its own; introspection has: 14 levels against a limit of 12.
+    // The schema has no cycles of its own; introspection has, with a bound of its own (20
+    // levels): 21 levels are refused, the 14 of the standard introspection query pass.
     let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType \
-                { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } } }";
+                { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType \
+                { ofType { ofType { name } } } } } } } } } } } } } } } } } } } } }";
     let (code, body) = app.error(deep, json!({}), None).await;
     assert_eq!(code, "GRAPHQL_VALIDATION_FAILED", "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"],
+        "MAX_INTROSPECTION_DEPTH"
+    );
     assert_eq!(body["data"], Value::Null, "nothing was executed: {body}");
-    // Within the limit, introspection works.
     let shallow = "{ __schema { queryType { name } } }";
     let data = app.ok(shallow, json!({}), None).await;
     assert_eq!(data["__schema"]["queryType"]["name"], "Query");

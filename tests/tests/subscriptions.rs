@@ -166,12 +166,6 @@ async fn update_clock(app: &TestApp, match_id: &str, seconds: u32) -> i64 {
 }
 
 /// The error code of the first error in an `error` message's payload.
-fn error_code(msg: &Value) -> &str {
-    msg["payload"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("an error code in {msg}"))
-}
-
 // ---------------------------------------------------------------------------------------------
 // matchUpdated: resume with sinceVersion
 // ---------------------------------------------------------------------------------------------
@@ -452,10 +446,7 @@ async fn assert_not_found(protocol: &'static str) {
         json!({"id": "no-such-match", "since": 0}),
     )
     .await;
-    let msg = ws.recv().await.expect("an answer");
-    assert_eq!(msg["type"], "error", "{msg}");
-    assert_eq!(msg["id"], "u", "{msg}");
-    assert_eq!(error_code(&msg), "NOT_FOUND", "{msg}");
+    assert_eq!(ws.refused_code("u").await, "NOT_FOUND");
 
     ws.subscribe(
         "e",
@@ -463,10 +454,7 @@ async fn assert_not_found(protocol: &'static str) {
         json!({"id": "no-such-match", "after": 0}),
     )
     .await;
-    let msg = ws.recv().await.expect("an answer");
-    assert_eq!(msg["type"], "error", "{msg}");
-    assert_eq!(msg["id"], "e", "{msg}");
-    assert_eq!(error_code(&msg), "NOT_FOUND", "{msg}");
+    assert_eq!(ws.refused_code("e").await, "NOT_FOUND");
 
     // The connection stays usable.
     let seed = app.live_match("SOCCER").await;
@@ -497,10 +485,7 @@ async fn subscriptions_with_invalid_arguments_are_bad_user_input_errors() {
         ),
     ] {
         ws.subscribe(op, query, variables).await;
-        let msg = ws.recv().await.expect("an answer");
-        assert_eq!(msg["type"], "error", "{msg}");
-        assert_eq!(msg["id"], op, "{msg}");
-        assert_eq!(error_code(&msg), "BAD_USER_INPUT", "{msg}");
+        assert_eq!(ws.refused_code(op).await, "BAD_USER_INPUT");
     }
 }
 
@@ -769,10 +754,7 @@ async fn an_anonymous_mutation_over_the_websocket_is_unauthenticated() {
             json!({"i": {"matchId": seed.match_id, "type": "GOAL", "side": "HOME"}}),
         )
         .await;
-        let msg = ws.recv().await.unwrap();
-        assert_eq!(msg["type"], "error", "{protocol}: {msg}");
-        assert_eq!(msg["id"], op, "{msg}");
-        assert_eq!(error_code(&msg), "UNAUTHENTICATED", "{msg}");
+        assert_eq!(ws.refused_code(op).await, "UNAUTHENTICATED", "{protocol}");
     }
     let m = app
         .ok(
@@ -820,10 +802,7 @@ async fn a_websocket_connection_stops_authorizing_mutations_once_its_token_expir
         );
     }
     ws.subscribe("after", RECORD_EVENT, goal).await;
-    let msg = ws.recv().await.unwrap();
-    assert_eq!(msg["type"], "error", "{msg}");
-    assert_eq!(msg["id"], "after", "{msg}");
-    assert_eq!(error_code(&msg), "UNAUTHENTICATED", "{msg}");
+    assert_eq!(ws.refused_code("after").await, "UNAUTHENTICATED");
     let m = app
         .ok(
             "query($id: ID!) { match(id: $id) { version score { home } } }",

@@ -354,13 +354,7 @@ async fn subscriptions_beyond_the_per_connection_cap_get_too_many_subscriptions(
     }
     ws.subscribe("4", MATCH_UPDATED, json!({"id": seed.match_id, "since": 0}))
         .await;
-    let msg = ws.recv().await.unwrap();
-    assert_eq!(msg["type"], "error", "{msg}");
-    assert_eq!(msg["id"], "4", "{msg}");
-    assert_eq!(
-        msg["payload"][0]["extensions"]["code"], "TOO_MANY_SUBSCRIPTIONS",
-        "{msg}"
-    );
+    assert_eq!(ws.refused_code("4").await, "TOO_MANY_SUBSCRIPTIONS");
 
     // The three keep working.
     let v = app.record(&seed.match_id, "GOAL", "HOME").await;
@@ -383,13 +377,7 @@ async fn subscriptions_beyond_the_per_connection_cap_get_too_many_subscriptions(
     // And the cap holds again.
     ws.subscribe("6", MATCH_UPDATED, json!({"id": seed.match_id, "since": 0}))
         .await;
-    let msg = ws.recv().await.unwrap();
-    assert_eq!(msg["type"], "error", "{msg}");
-    assert_eq!(msg["id"], "6", "{msg}");
-    assert_eq!(
-        msg["payload"][0]["extensions"]["code"],
-        "TOO_MANY_SUBSCRIPTIONS"
-    );
+    assert_eq!(ws.refused_code("6").await, "TOO_MANY_SUBSCRIPTIONS");
 }
 
 #[tokio::test]
@@ -404,12 +392,7 @@ async fn an_operation_that_failed_frees_its_slot_at_once() {
             json!({"id": "no-such-match", "since": 0}),
         )
         .await;
-        let msg = ws.recv().await.unwrap();
-        assert_eq!(msg["type"], "error", "{msg}");
-        assert_eq!(
-            msg["payload"][0]["extensions"]["code"], "NOT_FOUND",
-            "{msg}"
-        );
+        assert_eq!(ws.refused_code("x").await, "NOT_FOUND");
     }
     subscribe_running(&mut ws, "x", &seed.match_id, 2).await;
 }
@@ -473,4 +456,87 @@ async fn the_protocol_announced_in_the_handshake_is_the_one_the_server_speaks() 
         // `subscribe`/`next` or `start`/`data`, as announced.
         subscribe_running(&mut ws, "1", &seed.match_id, 2).await;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What reference clients expect: the closing handshake, errors at subscribe time, APQ
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_close_from_the_client_is_answered_with_the_same_code() {
+    let app = TestApp::spawn().await;
+    let seed = app.live_match("SOCCER").await;
+    for (protocol, code) in [
+        (TRANSPORT_WS, 1000),
+        (LEGACY_WS, 1000),
+        (TRANSPORT_WS, 4499),
+    ] {
+        let mut ws = WsClient::connected(&app, protocol, None).await;
+        subscribe_running(&mut ws, "s", &seed.match_id, 2).await;
+        assert_eq!(
+            ws.close_by_client(code).await,
+            closed(code, "client done"),
+            "{protocol}"
+        );
+    }
+    // The subscriptions ended with their sockets.
+    app.wait_for_metric("scoreline_subscriptions", 0).await;
+    app.wait_for_metric("scoreline_ws_connections", 0).await;
+}
+
+#[tokio::test]
+async fn a_document_that_does_not_validate_gets_error_and_the_legacy_protocol_data_then_complete() {
+    let app = TestApp::spawn().await;
+    let invalid = "subscription { noSuchField }";
+
+    let mut ws = WsClient::connected(&app, TRANSPORT_WS, None).await;
+    ws.subscribe("v", invalid, json!({})).await;
+    let msg = ws.recv().await.unwrap();
+    assert_eq!(msg["type"], "error", "{msg}");
+    assert_eq!(msg["id"], "v", "{msg}");
+    assert_eq!(
+        msg["payload"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "{msg}"
+    );
+    assert_silent(&mut ws).await;
+
+    let mut legacy = WsClient::connected(&app, LEGACY_WS, None).await;
+    legacy.subscribe("v", invalid, json!({})).await;
+    assert_eq!(legacy.refused_code("v").await, "GRAPHQL_VALIDATION_FAILED");
+}
+
+#[tokio::test]
+async fn a_persisted_query_hash_works_over_the_websocket_once_the_document_was_sent() {
+    let app = TestApp::spawn().await;
+    let seed = app.live_match("SOCCER").await;
+    let hash = sha256_hex(MATCH_UPDATED);
+    let persisted = json!({"persistedQuery": {"version": 1, "sha256Hash": hash}});
+    let variables = json!({"id": seed.match_id, "since": 0});
+    let mut ws = WsClient::connected(&app, TRANSPORT_WS, None).await;
+
+    ws.send(json!({"type": "subscribe", "id": "h1", "payload": {
+        "variables": variables, "extensions": persisted}}))
+        .await;
+    let errors = ws.refused("h1").await;
+    assert_eq!(errors[0]["message"], "PersistedQueryNotFound");
+    assert_eq!(errors[0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND");
+
+    // As Apollo's link does next: the document with its hash.
+    ws.send(json!({"type": "subscribe", "id": "h2", "payload": {
+        "query": MATCH_UPDATED, "variables": variables, "extensions": persisted}}))
+        .await;
+    assert_eq!(ws.next_data("h2").await["matchUpdated"]["version"], 2);
+
+    // From now on the hash alone is enough, on any connection.
+    let mut other = WsClient::connected(&app, TRANSPORT_WS, None).await;
+    other
+        .send(json!({"type": "subscribe", "id": "h3", "payload": {
+            "variables": variables, "extensions": persisted}}))
+        .await;
+    assert_eq!(other.next_data("h3").await["matchUpdated"]["version"], 2);
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use super::frame::{frame, Variant};
 use super::group::{Group, Member, MemberState};
 use super::{
-    complete_frame, is_request_error, json_frame, next_type, Fanout, Outbox, Policy, Pushed,
+    complete_frame, is_request_error, next_type, refusal_frames, Fanout, Outbox, Policy, Pushed,
     SLOW_CONSUMER_CLOSE,
 };
 use crate::metrics::Metrics;
@@ -128,15 +128,13 @@ impl Fanout {
         for member in members {
             let spec = member.spec;
             let end = match &last {
-                Some(error) => json_frame(
-                    "error",
-                    &spec.id,
-                    &serde_json::to_string(&error.errors).unwrap_or_default(),
-                ),
-                None => complete_frame(&spec.id),
+                Some(refused) => refusal_frames(spec.protocol, &spec.id, &refused.errors),
+                None => [Some(complete_frame(&spec.id)), None],
             };
             spec.outbox.op_ended(spec.id.clone(), spec.op);
-            spec.outbox.push_frame(end);
+            for frame in end.into_iter().flatten() {
+                spec.outbox.push_frame(frame);
+            }
         }
     }
 
@@ -167,9 +165,13 @@ impl Fanout {
                 // E.g. NOT_FOUND: the subscriber leaves the group with an error.
                 let leaving = group.members().remove(slot, op).is_some();
                 if leaving {
-                    let errors = serde_json::to_string(&response.errors).unwrap_or_default();
                     outbox.op_ended(id.clone(), op);
-                    outbox.push_frame(json_frame("error", &id, &errors));
+                    for frame in refusal_frames(protocol, &id, &response.errors)
+                        .into_iter()
+                        .flatten()
+                    {
+                        outbox.push_frame(frame);
+                    }
                     self.leave_emptied(&group);
                 }
                 return;

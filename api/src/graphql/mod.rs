@@ -3,8 +3,10 @@
 pub mod documents;
 pub mod error;
 pub mod guard;
+pub mod limits;
 pub mod loader;
 pub mod mutation;
+pub mod persisted;
 pub mod query;
 pub mod response_cache;
 pub mod schema;

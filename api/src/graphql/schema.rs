@@ -18,6 +18,7 @@ use crate::broker::Broker;
 use crate::graphql::error::{
     ensure_code, BAD_REQUEST, BAD_USER_INPUT, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED,
 };
+use crate::graphql::limits::{DocumentLimits, LimitsExtension};
 use crate::graphql::loader::CatalogLoader;
 use crate::graphql::mutation::MutationRoot;
 use crate::graphql::query::QueryRoot;
@@ -34,8 +35,11 @@ pub struct Services {
 
 #[derive(Clone, Copy, Debug)]
 pub struct SchemaLimits {
+    /// Bounds on the application's fields; introspection has its own (`limits`).
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// Whether `__schema` and `__type` answer (`INTROSPECTION`).
+    pub introspection: bool,
 }
 
 impl Default for SchemaLimits {
@@ -43,19 +47,27 @@ impl Default for SchemaLimits {
         Self {
             max_depth: 12,
             max_complexity: 500,
+            introspection: true,
         }
     }
 }
 
 pub fn build_schema(services: Services, limits: SchemaLimits) -> ScorelineSchema {
     let loader = DataLoader::new(CatalogLoader::new(services.store.clone()), tokio::spawn);
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+    let builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(services)
         .data(loader)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
         .extension(ErrorCodes)
-        .finish()
+        .extension(LimitsExtension(DocumentLimits {
+            max_depth: limits.max_depth,
+            max_complexity: limits.max_complexity,
+            introspection: limits.introspection,
+        }));
+    if limits.introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// The public schema in SDL.

@@ -1,0 +1,579 @@
+//! GraphQL over HTTP, as the GraphQL-over-HTTP spec and Apollo's clients expect it:
+//!
+//! - `POST /graphql` with `Content-Type: application/json`: one request object, or a JSON array
+//!   of them (a batch, at most `MAX_BATCH_OPERATIONS`), answered with an array in order.
+//! - `GET /graphql?query=…&operationName=…&variables=…&extensions=…` for queries (and APQ
+//!   hashes); a WebSocket upgrade on the same path.
+//! - Media types: a client that accepts `application/graphql-response+json` gets it, with the
+//!   spec's status codes (400 for a request refused before execution: unparsable, invalid, over
+//!   a limit; 405 for a mutation over GET; no `data` entry then). Others get `application/json`
+//!   as always: 200 for every GraphQL result, 4xx only for a request that is not GraphQL at all.
+//! - Persisted documents (APQ and trusted documents) are resolved before anything else
+//!   ([`crate::graphql::persisted`]).
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{ServerError, Variables};
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::access::AccessNote;
+use crate::auth::Principal;
+use crate::graphql::documents::DocumentCache;
+use crate::graphql::error::{code_of, BAD_REQUEST, REQUEST_ERROR_CODES, UNAUTHENTICATED};
+use crate::graphql::guard::HttpGet;
+use crate::graphql::response_cache::ResponseCache;
+use crate::metrics::Metrics;
+use crate::startup::AppState;
+use crate::ws::{self, Protocol, WsContext};
+
+/// Initial read buffer of a WebSocket connection; it grows for a larger message.
+const WS_READ_BUFFER: usize = 512;
+/// Bytes buffered before a write goes to the socket (a flush writes them anyway).
+const WS_WRITE_BUFFER: usize = 16 * 1024;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
+const APPLICATION_JSON: &str = "application/json";
+
+/// The media type of a response, chosen from the request's `Accept`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Media {
+    /// `application/json`: the legacy answer, 200 for every GraphQL result.
+    Json,
+    /// `application/graphql-response+json`: status codes tell request errors apart.
+    GraphqlResponse,
+}
+
+impl Media {
+    /// The preferred of the media types we produce among those `Accept` lists, by quality;
+    /// `application/graphql-response+json` wins a tie. No `Accept` (or nothing we produce)
+    /// gets `application/json`, as clients written before the spec expect.
+    pub fn negotiate(headers: &HeaderMap) -> Media {
+        let mut best: Option<(f32, Media)> = None;
+        for value in headers.get_all(header::ACCEPT) {
+            let Ok(value) = value.to_str() else { continue };
+            for range in value.split(',') {
+                let mut parts = range.split(';');
+                let kind = parts.next().unwrap_or("").trim();
+                let quality = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                if quality <= 0.0 {
+                    continue;
+                }
+                let media = if kind.eq_ignore_ascii_case("application/graphql-response+json") {
+                    Media::GraphqlResponse
+                } else if kind.eq_ignore_ascii_case("application/json")
+                    || kind.eq_ignore_ascii_case("application/*")
+                    || kind == "*/*"
+                {
+                    Media::Json
+                } else {
+                    continue;
+                };
+                let better = match best {
+                    None => true,
+                    Some((q, m)) => {
+                        quality > q
+                            || (quality == q && media == Media::GraphqlResponse && m != media)
+                    }
+                };
+                if better {
+                    best = Some((quality, media));
+                }
+            }
+        }
+        best.map_or(Media::Json, |(_, media)| media)
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Media::Json => APPLICATION_JSON,
+            Media::GraphqlResponse => GRAPHQL_RESPONSE_JSON,
+        }
+    }
+}
+
+/// A finished answer: status, body, and what the access log should know.
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+    operation: Option<String>,
+}
+
+impl Answer {
+    fn new(status: StatusCode, body: impl Into<Bytes>) -> Self {
+        Self {
+            status,
+            body: body.into(),
+            operation: None,
+        }
+    }
+
+    fn errors(status: StatusCode, errors: &[ServerError]) -> Self {
+        let body = serde_json::to_vec(&json!({ "errors": errors })).unwrap_or_default();
+        Self::new(status, body)
+    }
+
+    fn into_response(
+        self,
+        media: Media,
+        subject: Option<&Principal>,
+        extra: Option<(header::HeaderName, HeaderValue)>,
+    ) -> Response {
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, media.content_type())],
+            self.body,
+        )
+            .into_response();
+        if let Some((name, value)) = extra {
+            response.headers_mut().insert(name, value);
+        }
+        response.extensions_mut().insert(AccessNote {
+            operation: self.operation,
+            subject: subject.map(|p| p.subject.clone()),
+        });
+        response
+    }
+}
+
+/// An error about the HTTP request itself, in the chosen media type.
+fn refuse(media: Media, status: StatusCode, message: impl Into<String>, code: &str) -> Response {
+    let error = json!({"errors": [{"message": message.into(), "extensions": {"code": code}}]});
+    Answer::new(status, serde_json::to_vec(&error).unwrap_or_default())
+        .into_response(media, None, None)
+}
+
+/// The caller, from `Authorization`. A present but invalid credential is refused (401), never
+/// downgraded to anonymous; so is more than one `Authorization` header.
+async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+    media: Media,
+) -> Result<Option<Principal>, Response> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next();
+    let unauthenticated = |message: String| {
+        tracing::info!(reason = %message, "authentication refused");
+        refuse(media, StatusCode::UNAUTHORIZED, message, UNAUTHENTICATED)
+    };
+    if values.next().is_some() {
+        return Err(unauthenticated(
+            "send one Authorization header, not several".into(),
+        ));
+    }
+    let value = match value.map(HeaderValue::to_str).transpose() {
+        Ok(v) => v,
+        Err(_) => {
+            return Err(unauthenticated(
+                "the Authorization header is not valid text".into(),
+            ))
+        }
+    };
+    state
+        .auth
+        .authenticate(value)
+        .await
+        .map_err(|e| unauthenticated(e.to_string()))
+}
+
+/// The fields of a GraphQL request, as JSON (POST) carries them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Params {
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default)]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<Variables>,
+    #[serde(default)]
+    extensions: Option<async_graphql::Extensions>,
+}
+
+impl Params {
+    fn into_request(self) -> async_graphql::Request {
+        let mut request = async_graphql::Request::new(self.query.unwrap_or_default());
+        request.operation_name = self.operation_name;
+        request.variables = self.variables.unwrap_or_default();
+        if let Some(extensions) = self.extensions {
+            request.extensions = extensions;
+        }
+        request
+    }
+}
+
+/// Whether a result is a request error: nothing ran (parse, validation, limits, persisted
+/// documents), so there is no `data`.
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    matches!(response.data, async_graphql::Value::Null)
+        && !response.errors.is_empty()
+        && response
+            .errors
+            .iter()
+            .all(|e| code_of(e).is_some_and(|c| REQUEST_ERROR_CODES.contains(&c)))
+}
+
+/// Runs one GraphQL request: persisted documents, the GET rules, the response cache, then the
+/// schema.
+async fn run(
+    state: &AppState,
+    mut request: async_graphql::Request,
+    principal: Option<&Principal>,
+    method: &Method,
+    media: Media,
+) -> Answer {
+    let anonymous = principal.is_none();
+    let operation_name = request.operation_name.clone();
+    let with_name = |mut answer: Answer| {
+        answer.operation = operation_name.clone();
+        answer
+    };
+    if let Err(error) = state.persisted.resolve(&mut request, anonymous) {
+        let status = if error.is_negotiation() {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        return with_name(Answer::errors(status, &[error.to_server_error()]));
+    }
+    if let Some(p) = principal {
+        request = request.data(p.clone());
+    }
+    let operation = state
+        .documents
+        .prepare(&mut request)
+        .and_then(|doc| DocumentCache::operation_type(&doc, &request));
+    if *method == Method::GET {
+        if operation == Some(OperationType::Mutation) && media == Media::GraphqlResponse {
+            let error = ServerError::new("mutations must be sent with POST", None);
+            let mut answer = Answer::errors(StatusCode::METHOD_NOT_ALLOWED, &[with_code(error)]);
+            answer.operation = operation_name;
+            return answer;
+        }
+        request = request.data(HttpGet);
+    }
+    let cache = &state.responses;
+    let cacheable = cache.enabled() && anonymous && operation == Some(OperationType::Query);
+    if cacheable {
+        let key = ResponseCache::key(&request);
+        if let Some(body) = cache.get(&key) {
+            Metrics::inc(&state.metrics.query_cache_hits);
+            return with_name(Answer::new(StatusCode::OK, body));
+        }
+        let changes = cache.changes();
+        let response = state.schema.execute(request).await;
+        let answer = encode(&response, media);
+        if response.errors.is_empty() {
+            cache.put(key, answer.body.clone(), changes);
+        }
+        return with_name(answer);
+    }
+    let response = state.schema.execute(request).await;
+    if operation == Some(OperationType::Mutation) {
+        cache.changed();
+    }
+    with_name(encode(&response, media))
+}
+
+fn with_code(mut error: ServerError) -> ServerError {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", BAD_REQUEST);
+    error
+}
+
+/// A result in the chosen media type.
+fn encode(response: &async_graphql::Response, media: Media) -> Answer {
+    if media == Media::GraphqlResponse && is_request_error(response) {
+        return Answer::errors(StatusCode::BAD_REQUEST, &response.errors);
+    }
+    Answer::new(
+        StatusCode::OK,
+        serde_json::to_vec(response).unwrap_or_default(),
+    )
+}
+
+/// `POST /graphql`: one request object or a batch (a JSON array).
+pub async fn graphql_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let media = Media::negotiate(&headers);
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(APPLICATION_JSON));
+    if !json {
+        return refuse(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send GraphQL requests as JSON, with Content-Type: application/json",
+            BAD_REQUEST,
+        );
+    }
+    let principal = match principal(&state, &headers, media).await {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let batch: Vec<Params> = match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return not_graphql(media, &e),
+        };
+        return batch_response(&state, batch, principal.as_ref(), media).await;
+    }
+    let params: Params = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return not_graphql(media, &e),
+    };
+    run(
+        &state,
+        params.into_request(),
+        principal.as_ref(),
+        &Method::POST,
+        media,
+    )
+    .await
+    .into_response(media, principal.as_ref(), None)
+}
+
+fn not_graphql(media: Media, error: &serde_json::Error) -> Response {
+    refuse(
+        media,
+        StatusCode::BAD_REQUEST,
+        format!("the body is not a GraphQL request: {error}"),
+        BAD_REQUEST,
+    )
+}
+
+/// A batch: each request in order, answered as a JSON array in the same order.
+async fn batch_response(
+    state: &AppState,
+    batch: Vec<Params>,
+    principal: Option<&Principal>,
+    media: Media,
+) -> Response {
+    if batch.is_empty() || batch.len() > state.max_batch_operations {
+        return refuse(
+            media,
+            StatusCode::BAD_REQUEST,
+            format!(
+                "a batch holds from 1 to {} operations (MAX_BATCH_OPERATIONS); this one has {}",
+                state.max_batch_operations,
+                batch.len()
+            ),
+            BAD_REQUEST,
+        );
+    }
+    let count = batch.len();
+    let mut body = Vec::with_capacity(256 * count);
+    body.push(b'[');
+    for (i, params) in batch.into_iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        let answer = run(
+            state,
+            params.into_request(),
+            principal,
+            &Method::POST,
+            media,
+        )
+        .await;
+        body.extend_from_slice(&answer.body);
+    }
+    body.push(b']');
+    let mut answer = Answer::new(StatusCode::OK, body);
+    answer.operation = Some(format!("batch of {count}"));
+    answer.into_response(media, principal, None)
+}
+
+/// The fields of a GraphQL request in a query string.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default)]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<String>,
+    #[serde(default)]
+    extensions: Option<String>,
+}
+
+impl GetParams {
+    fn parse(raw: &str) -> Result<Params, String> {
+        let get: GetParams =
+            serde_urlencoded::from_str(raw).map_err(|e| format!("the query string: {e}"))?;
+        let variables = get
+            .variables
+            .filter(|v| !v.is_empty())
+            .map(|v| serde_json::from_str::<Option<Variables>>(&v))
+            .transpose()
+            .map_err(|e| format!("variables must be a JSON object: {e}"))?
+            .flatten();
+        let extensions = get
+            .extensions
+            .filter(|v| !v.is_empty())
+            .map(|v| serde_json::from_str::<Option<async_graphql::Extensions>>(&v))
+            .transpose()
+            .map_err(|e| format!("extensions must be a JSON object: {e}"))?
+            .flatten();
+        Ok(Params {
+            query: get.query,
+            operation_name: get.operation_name.filter(|n| !n.is_empty()),
+            variables,
+            extensions,
+        })
+    }
+}
+
+/// `GET /graphql`: a WebSocket upgrade, or a query in the query string.
+pub async fn graphql_get(
+    State(state): State<AppState>,
+    request: Request<axum::body::Body>,
+) -> Response {
+    let (parts, _body) = request.into_parts();
+    let media = Media::negotiate(&parts.headers);
+    let principal = match principal(&state, &parts.headers, media).await {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    if parts.headers.contains_key(header::UPGRADE) {
+        return upgrade(state, parts, principal).await;
+    }
+    let params = match GetParams::parse(parts.uri.query().unwrap_or("")) {
+        Ok(p) => p,
+        Err(message) => {
+            return refuse(
+                media,
+                StatusCode::BAD_REQUEST,
+                format!("not a GraphQL request: {message}"),
+                BAD_REQUEST,
+            )
+        }
+    };
+    let answer = run(
+        &state,
+        params.into_request(),
+        principal.as_ref(),
+        &Method::GET,
+        media,
+    )
+    .await;
+    let allow = (answer.status == StatusCode::METHOD_NOT_ALLOWED)
+        .then(|| (header::ALLOW, HeaderValue::from_static("POST")));
+    answer.into_response(media, principal.as_ref(), allow)
+}
+
+async fn upgrade(
+    state: AppState,
+    mut parts: axum::http::request::Parts,
+    principal: Option<Principal>,
+) -> Response {
+    // Clients may offer their subprotocols in one header or several.
+    let offered: Vec<&str> = parts
+        .headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let Some(protocol) = Protocol::from_header(&offered.join(",")) else {
+        return refuse(
+            Media::Json,
+            StatusCode::BAD_REQUEST,
+            "WebSocket clients must ask for the graphql-transport-ws or graphql-ws subprotocol",
+            BAD_REQUEST,
+        );
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(u) => u,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let ctx = WsContext {
+        schema: state.schema.clone(),
+        auth: state.auth.clone(),
+        settings: state.ws.clone(),
+        fanout: state.fanout.clone(),
+        metrics: state.metrics.clone(),
+        persisted: state.persisted.clone(),
+        shutdown: state.shutdown.clone(),
+    };
+    // Client messages are small and server frames are written as they come, so the buffers
+    // stay small: tungstenite's 128 KiB defaults would cost 128 KiB of memory per connection
+    // (its read buffer is zero-filled to capacity on every read).
+    upgrade
+        .protocols([protocol.name()])
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
+        .max_message_size(state.max_body_bytes)
+        .max_frame_size(state.max_body_bytes)
+        .on_upgrade(move |socket| ws::serve(socket, protocol, principal, ctx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn the_graphql_response_media_type_is_chosen_when_preferred_or_tied() {
+        assert_eq!(Media::negotiate(&HeaderMap::new()), Media::Json);
+        assert_eq!(
+            Media::negotiate(&accept(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
+            Media::GraphqlResponse
+        );
+        assert_eq!(
+            Media::negotiate(&accept(
+                "application/json, application/graphql-response+json"
+            )),
+            Media::GraphqlResponse
+        );
+        assert_eq!(
+            Media::negotiate(&accept(
+                "application/graphql-response+json;q=0.5, application/json"
+            )),
+            Media::Json
+        );
+        assert_eq!(Media::negotiate(&accept("*/*")), Media::Json);
+        assert_eq!(Media::negotiate(&accept("text/html")), Media::Json);
+        assert_eq!(
+            Media::negotiate(&accept("application/graphql-response+json;q=0")),
+            Media::Json
+        );
+    }
+
+    #[test]
+    fn get_parameters_follow_the_spec_names_and_refuse_malformed_json() {
+        let params = GetParams::parse(
+            "query=query%20Q(%24id%3A%20ID!)%7Bmatch(id%3A%24id)%7Bid%7D%7D&operationName=Q&variables=%7B%22id%22%3A%22m1%22%7D",
+        )
+        .unwrap();
+        let request = params.into_request();
+        assert_eq!(request.operation_name.as_deref(), Some("Q"));
+        assert_eq!(
+            request.variables.get("id"),
+            Some(&async_graphql::Value::String("m1".into()))
+        );
+        assert!(GetParams::parse("query=%7Ba%7D&variables=%5B1%5D").is_err());
+        assert!(GetParams::parse("query=%7Ba%7D&extensions=nope").is_err());
+    }
+}

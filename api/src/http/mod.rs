@@ -1,0 +1,112 @@
+//! HTTP: GraphQL over POST and GET (and the WebSocket upgrade on GET), GraphiQL, health,
+//! readiness, metrics, and the signed publish endpoint. Errors map to status codes here.
+//!
+//! # Layout
+//! - `graphql`: GraphQL over HTTP (media types, status codes, batches, persisted documents),
+//!   and the WebSocket upgrade.
+//! - `publish`: `POST /internal/publish`.
+//! - `access`: the access log.
+//! - here: GraphiQL, health, readiness, metrics, CORS.
+
+mod access;
+mod graphql;
+mod publish;
+
+use std::time::Duration;
+
+use async_graphql::http::GraphiQLSource;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+pub use access::access_log;
+pub use graphql::{graphql_get, graphql_post};
+pub use publish::publish;
+
+use crate::startup::AppState;
+
+/// CORS for browser apps on other origins: `CORS_ALLOWED_ORIGINS` is `*` or a comma-separated
+/// list. Credentials (cookies) are never allowed: auth is a bearer token the app sends itself.
+/// Preflights are answered for whatever headers the client asks to send (Apollo's
+/// `apollographql-client-name`, tracing headers, ...), for a day.
+pub fn cors(allowed_origins: &str) -> anyhow::Result<CorsLayer> {
+    let origins = allowed_origins.trim();
+    let allow_origin = if origins == "*" {
+        AllowOrigin::any()
+    } else {
+        let list = origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                anyhow::ensure!(
+                    o.starts_with("http://") || o.starts_with("https://"),
+                    "CORS_ALLOWED_ORIGINS: {o:?} is not an origin such as https://app.example.com"
+                );
+                HeaderValue::from_str(o.trim_end_matches('/')).map_err(anyhow::Error::from)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        anyhow::ensure!(
+            !list.is_empty(),
+            "CORS_ALLOWED_ORIGINS is empty: use * or a list of origins"
+        );
+        AllowOrigin::list(list)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([header::ETAG, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(24 * 3600)))
+}
+
+pub async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql")
+            .title("Scoreline")
+            .finish(),
+    )
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Ready when the store and the broker answer.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let store = state.store.check().await;
+    let broker = state.broker.check().await;
+    let status = |r: bool| if r { "ok" } else { "unavailable" };
+    let ok = store.is_ok() && broker.is_ok();
+    if let Err(e) = &store {
+        tracing::warn!(error = %e, "readiness: store unavailable");
+    }
+    if let Err(e) = &broker {
+        tracing::warn!(error = %e, "readiness: broker unavailable");
+    }
+    let body = Json(json!({"store": status(store.is_ok()), "broker": status(broker.is_ok())}));
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, body).into_response()
+}
+
+fn plain(status: StatusCode, message: &'static str) -> Response {
+    (status, Json(json!({"error": message}))).into_response()
+}

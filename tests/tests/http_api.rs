@@ -696,7 +696,11 @@ async fn match_events_pages_the_timeline_by_seq() {
 const DETAILS: &str = "query($id: ID!) { match(id: $id) { details { __typename \
      ... on SoccerDetails { homeYellowCards awayYellowCards homeRedCards awayRedCards addedTimeMinutes } \
      ... on BaseballDetails { inning half outs balls strikes bases { first second third } } \
-     ... on BasketballDetails { homeTeamFouls awayTeamFouls homeTimeoutsLeft awayTimeoutsLeft } } } }";
+     ... on BasketballDetails { homeTeamFouls awayTeamFouls homeTimeoutsLeft awayTimeoutsLeft } \
+     ... on IceHockeyDetails { homeShotsOnGoal awayShotsOnGoal homePenaltyMinutes awayPenaltyMinutes \
+           powerPlay { side secondsLeft } } \
+     ... on AmericanFootballDetails { possession down yardsToGo ballOn homeTimeoutsLeft awayTimeoutsLeft } \
+     } } }";
 
 #[tokio::test]
 async fn match_details_is_the_union_member_of_the_match_sport() {
@@ -717,8 +721,16 @@ async fn match_details_is_the_union_member_of_the_match_sport() {
             json!({"__typename": "BasketballDetails", "homeTeamFouls": 0, "awayTeamFouls": 0,
                    "homeTimeoutsLeft": 7, "awayTimeoutsLeft": 7}),
         ),
-        ("ICE_HOCKEY", Value::Null),
-        ("AMERICAN_FOOTBALL", Value::Null),
+        (
+            "ICE_HOCKEY",
+            json!({"__typename": "IceHockeyDetails", "homeShotsOnGoal": 0, "awayShotsOnGoal": 0,
+                   "homePenaltyMinutes": 0, "awayPenaltyMinutes": 0, "powerPlay": null}),
+        ),
+        (
+            "AMERICAN_FOOTBALL",
+            json!({"__typename": "AmericanFootballDetails", "possession": null, "down": null,
+                   "yardsToGo": null, "ballOn": null, "homeTimeoutsLeft": 3, "awayTimeoutsLeft": 3}),
+        ),
     ];
     for (sport, expected) in cases {
         let seed = app.seed(sport).await;
@@ -814,6 +826,146 @@ async fn details_follow_cards_and_partial_updates() {
     )
     .await;
     assert_eq!(field, "outs");
+}
+
+#[tokio::test]
+async fn ice_hockey_details_are_recorded_and_updated_through_update_details() {
+    let app = TestApp::spawn().await;
+    let hockey = app.live_match("ICE_HOCKEY").await;
+    let id = hockey.match_id.as_str();
+    let updated = app
+        .operator(
+            UPDATE_DETAILS,
+            json!({"i": {"matchId": id, "iceHockey": {"homeShotsOnGoal": 12, "awayShotsOnGoal": 9,
+                   "awayPenaltyMinutes": 2, "powerPlay": {"side": "HOME", "secondsLeft": 120}}}}),
+        )
+        .await;
+    assert_eq!(
+        updated["updateDetails"]["details"],
+        json!({"__typename": "IceHockeyDetails"})
+    );
+    let read = app.ok(DETAILS, json!({"id": id}), None).await;
+    assert_eq!(
+        read["match"]["details"],
+        json!({"__typename": "IceHockeyDetails", "homeShotsOnGoal": 12, "awayShotsOnGoal": 9,
+               "homePenaltyMinutes": 0, "awayPenaltyMinutes": 2,
+               "powerPlay": {"side": "HOME", "secondsLeft": 120}})
+    );
+    // Absent fields keep their value; an explicit null ends the power play.
+    app.operator(
+        UPDATE_DETAILS,
+        json!({"i": {"matchId": id, "iceHockey": {"homeShotsOnGoal": 13, "powerPlay": null}}}),
+    )
+    .await;
+    let read = app.ok(DETAILS, json!({"id": id}), None).await;
+    assert_eq!(
+        read["match"]["details"],
+        json!({"__typename": "IceHockeyDetails", "homeShotsOnGoal": 13, "awayShotsOnGoal": 9,
+               "homePenaltyMinutes": 0, "awayPenaltyMinutes": 2, "powerPlay": null})
+    );
+    for (input, bad) in [
+        (
+            json!({"powerPlay": {"side": "AWAY", "secondsLeft": 0}}),
+            "powerPlay",
+        ),
+        (
+            json!({"powerPlay": {"side": "AWAY", "secondsLeft": 301}}),
+            "powerPlay",
+        ),
+        (json!({"homePenaltyMinutes": 501}), "homePenaltyMinutes"),
+        (json!({"awayShotsOnGoal": -1}), "awayShotsOnGoal"),
+    ] {
+        let (field, body) = user_error(
+            &app,
+            UPDATE_DETAILS,
+            json!({"i": {"matchId": id, "iceHockey": input}}),
+            Some(&operator_token()),
+        )
+        .await;
+        assert_eq!(field, bad, "{body}");
+    }
+    // Hockey details do not fit another sport's match.
+    let soccer = app.live_match("SOCCER").await;
+    let (field, _) = user_error(
+        &app,
+        UPDATE_DETAILS,
+        json!({"i": {"matchId": soccer.match_id, "iceHockey": {"homeShotsOnGoal": 1}}}),
+        Some(&operator_token()),
+    )
+    .await;
+    assert_eq!(field, "details");
+}
+
+#[tokio::test]
+async fn american_football_details_are_recorded_and_updated_through_update_details() {
+    let app = TestApp::spawn().await;
+    let football = app.live_match("AMERICAN_FOOTBALL").await;
+    let id = football.match_id.as_str();
+    let version = state(&app, id).await["version"].as_i64().unwrap();
+    let updated = app
+        .operator(
+            UPDATE_DETAILS,
+            json!({"i": {"matchId": id, "expectedVersion": version, "americanFootball":
+                   {"possession": "AWAY", "down": 1, "yardsToGo": 10, "ballOn": 25}}}),
+        )
+        .await;
+    assert_eq!(updated["updateDetails"]["version"], version + 1);
+    assert_eq!(
+        updated["updateDetails"]["lastSeq"],
+        state(&app, id).await["lastSeq"],
+        "updateDetails appends no event"
+    );
+    app.operator(
+        UPDATE_DETAILS,
+        json!({"i": {"matchId": id, "americanFootball":
+               {"down": 3, "yardsToGo": 2, "ballOn": 48, "awayTimeoutsLeft": 1}}}),
+    )
+    .await;
+    let read = app.ok(DETAILS, json!({"id": id}), None).await;
+    assert_eq!(
+        read["match"]["details"],
+        json!({"__typename": "AmericanFootballDetails", "possession": "AWAY", "down": 3,
+               "yardsToGo": 2, "ballOn": 48, "homeTimeoutsLeft": 3, "awayTimeoutsLeft": 1})
+    );
+    for (input, bad) in [
+        (json!({"down": 5}), "down"),
+        (json!({"yardsToGo": 60}), "yardsToGo"),
+        (json!({"ballOn": 0}), "ballOn"),
+        (json!({"homeTimeoutsLeft": 4}), "homeTimeoutsLeft"),
+        (json!({"down": null}), "down"),
+    ] {
+        let (field, body) = user_error(
+            &app,
+            UPDATE_DETAILS,
+            json!({"i": {"matchId": id, "americanFootball": input}}),
+            Some(&operator_token()),
+        )
+        .await;
+        assert_eq!(field, bad, "{body}");
+    }
+    // A kick-off: nulls clear possession, down, distance and spot together.
+    app.operator(
+        UPDATE_DETAILS,
+        json!({"i": {"matchId": id, "americanFootball":
+               {"possession": null, "down": null, "yardsToGo": null, "ballOn": null}}}),
+    )
+    .await;
+    let read = app.ok(DETAILS, json!({"id": id}), None).await;
+    assert_eq!(
+        read["match"]["details"],
+        json!({"__typename": "AmericanFootballDetails", "possession": null, "down": null,
+               "yardsToGo": null, "ballOn": null, "homeTimeoutsLeft": 3, "awayTimeoutsLeft": 1})
+    );
+    // Two sports at once are refused.
+    let (field, _) = user_error(
+        &app,
+        UPDATE_DETAILS,
+        json!({"i": {"matchId": id, "americanFootball": {"down": 1},
+               "iceHockey": {"homeShotsOnGoal": 1}}}),
+        Some(&operator_token()),
+    )
+    .await;
+    assert_eq!(field, "details");
 }
 
 #[tokio::test]

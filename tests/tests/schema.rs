@@ -24,7 +24,9 @@ fn the_schema_names_the_public_contract() {
         "createMatch(input: CreateMatchInput!): Match!",
         "recordEvent(input: RecordEventInput!): Match!",
         "updateScore(input: UpdateScoreInput!): Match!",
-        "union MatchDetails = SoccerDetails | BaseballDetails | BasketballDetails",
+        "union MatchDetails = SoccerDetails | BaseballDetails | BasketballDetails | \
+         IceHockeyDetails | AmericanFootballDetails",
+        "updateDetails(input: UpdateDetailsInput!): Match!",
     ] {
         assert!(sdl.contains(name), "the schema lacks `{name}`");
     }

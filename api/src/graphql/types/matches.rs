@@ -1,13 +1,14 @@
 //! Matches, their score, clock, details and timeline.
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, Object, Result, SimpleObject, Union, ID};
+use async_graphql::{Context, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use scoreline_core::model::{Details, PeriodScore};
+use scoreline_core::model::PeriodScore;
 use scoreline_core::{CompetitionId, Match, MatchEvent, TeamId};
 
 use super::catalog::{CompetitionNode, TeamNode};
-use super::enums::{EventTypeGql, InningHalfGql, MatchStatusGql, SideGql, SportGql};
+use super::details::DetailsNode;
+use super::enums::{EventTypeGql, MatchStatusGql, SideGql, SportGql};
 use crate::graphql::error::{coded, invalid, store, store_ref, INTERNAL_SERVER_ERROR};
 use crate::graphql::loader::CatalogLoader;
 use crate::graphql::schema::Services;
@@ -50,86 +51,6 @@ pub struct ClockNode {
     period: i32,
     elapsed_seconds: i32,
     running: bool,
-}
-
-#[derive(SimpleObject)]
-#[graphql(name = "SoccerDetails")]
-pub struct SoccerDetailsNode {
-    home_yellow_cards: i32,
-    away_yellow_cards: i32,
-    home_red_cards: i32,
-    away_red_cards: i32,
-    /// Minutes of added time announced for the current half.
-    added_time_minutes: Option<i32>,
-}
-
-#[derive(SimpleObject)]
-#[graphql(name = "Bases")]
-pub struct BasesNode {
-    first: bool,
-    second: bool,
-    third: bool,
-}
-
-#[derive(SimpleObject)]
-#[graphql(name = "BaseballDetails")]
-pub struct BaseballDetailsNode {
-    inning: i32,
-    half: InningHalfGql,
-    outs: i32,
-    balls: i32,
-    strikes: i32,
-    bases: BasesNode,
-}
-
-#[derive(SimpleObject)]
-#[graphql(name = "BasketballDetails")]
-pub struct BasketballDetailsNode {
-    home_team_fouls: i32,
-    away_team_fouls: i32,
-    home_timeouts_left: i32,
-    away_timeouts_left: i32,
-}
-
-/// Sport-specific state; sports without details yet have none.
-#[derive(Union)]
-#[graphql(name = "MatchDetails")]
-pub enum DetailsNode {
-    Soccer(SoccerDetailsNode),
-    Baseball(BaseballDetailsNode),
-    Basketball(BasketballDetailsNode),
-}
-
-impl From<&Details> for DetailsNode {
-    fn from(d: &Details) -> Self {
-        match d {
-            Details::Soccer(s) => DetailsNode::Soccer(SoccerDetailsNode {
-                home_yellow_cards: s.home_yellow_cards as i32,
-                away_yellow_cards: s.away_yellow_cards as i32,
-                home_red_cards: s.home_red_cards as i32,
-                away_red_cards: s.away_red_cards as i32,
-                added_time_minutes: s.added_time_minutes.map(|m| m as i32),
-            }),
-            Details::Baseball(b) => DetailsNode::Baseball(BaseballDetailsNode {
-                inning: b.inning as i32,
-                half: b.half.into(),
-                outs: b.outs as i32,
-                balls: b.balls as i32,
-                strikes: b.strikes as i32,
-                bases: BasesNode {
-                    first: b.bases.first,
-                    second: b.bases.second,
-                    third: b.bases.third,
-                },
-            }),
-            Details::Basketball(b) => DetailsNode::Basketball(BasketballDetailsNode {
-                home_team_fouls: b.home_team_fouls as i32,
-                away_team_fouls: b.away_team_fouls as i32,
-                home_timeouts_left: b.home_timeouts_left as i32,
-                away_timeouts_left: b.away_timeouts_left as i32,
-            }),
-        }
-    }
 }
 
 async fn load_team(ctx: &Context<'_>, id: &TeamId) -> Result<TeamNode> {

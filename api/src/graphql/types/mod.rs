@@ -1,6 +1,7 @@
 //! GraphQL types: enums mirrored from the core, output objects over core records, inputs.
 
 pub mod catalog;
+pub mod details;
 pub mod enums;
 pub mod inputs;
 pub mod matches;

@@ -693,6 +693,60 @@ async fn match_events_pages_the_timeline_by_seq() {
     }
 }
 
+#[tokio::test]
+async fn a_match_event_id_is_the_match_id_and_seq() {
+    let app = TestApp::spawn().await;
+    let seed = app.live_match("SOCCER").await;
+    app.record(&seed.match_id, "GOAL", "HOME").await;
+    let events = app
+        .ok(
+            "query($id: ID!) { match(id: $id) { events { id matchId seq } } }",
+            json!({"id": seed.match_id}),
+            None,
+        )
+        .await["match"]["events"]
+        .clone();
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    for e in events {
+        assert_eq!(
+            e["id"],
+            format!("{}:{}", seed.match_id, e["seq"]).as_str(),
+            "{e}"
+        );
+    }
+    let ids: BTreeSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), events.len(), "event ids are unique");
+}
+
+#[tokio::test]
+async fn times_are_rfc_3339_strings_in_utc_with_a_plus_zero_offset() {
+    let app = TestApp::spawn().await;
+    let seed = app.seed("SOCCER").await;
+    let data = app
+        .ok(
+            "query($id: ID!) { match(id: $id) { startTime } }",
+            json!({"id": seed.match_id}),
+            None,
+        )
+        .await;
+    // Byte for byte what clients have always received.
+    assert_eq!(data["match"]["startTime"], "2026-11-22T15:00:00+00:00");
+    // An offset in the input is converted to UTC.
+    let created = app
+        .admin(
+            CREATE_MATCH,
+            json!({"i": {"id": "m-offset", "competitionId": seed.competition,
+                         "homeTeamId": seed.home, "awayTeamId": seed.away,
+                         "startTime": "2026-11-22T16:30:00+01:00"}}),
+        )
+        .await;
+    assert_eq!(
+        created["createMatch"]["startTime"],
+        "2026-11-22T15:30:00+00:00"
+    );
+}
+
 const DETAILS: &str = "query($id: ID!) { match(id: $id) { details { __typename \
      ... on SoccerDetails { homeYellowCards awayYellowCards homeRedCards awayRedCards addedTimeMinutes } \
      ... on BaseballDetails { inning half outs balls strikes bases { first second third } } \

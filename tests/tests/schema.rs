@@ -27,6 +27,7 @@ fn the_schema_names_the_public_contract() {
         "union MatchDetails = SoccerDetails | BaseballDetails | BasketballDetails | \
          IceHockeyDetails | AmericanFootballDetails",
         "updateDetails(input: UpdateDetailsInput!): Match!",
+        "scalar DateTime @specifiedBy(url: \"https://datatracker.ietf.org/doc/html/rfc3339\")",
     ] {
         assert!(sdl.contains(name), "the schema lacks `{name}`");
     }

@@ -2,13 +2,13 @@
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Object, Result, SimpleObject, ID};
-use chrono::{DateTime, Utc};
 use scoreline_core::model::PeriodScore;
 use scoreline_core::{CompetitionId, Match, MatchEvent, TeamId};
 
 use super::catalog::{CompetitionNode, TeamNode};
 use super::details::DetailsNode;
 use super::enums::{EventTypeGql, MatchStatusGql, SideGql, SportGql};
+use super::scalars::UtcDateTime;
 use crate::graphql::error::{coded, invalid, store, store_ref, INTERNAL_SERVER_ERROR};
 use crate::graphql::loader::CatalogLoader;
 use crate::graphql::schema::Services;
@@ -91,8 +91,8 @@ impl MatchNode {
     async fn away_team(&self, ctx: &Context<'_>) -> Result<TeamNode> {
         load_team(ctx, &self.0.away_team_id).await
     }
-    async fn start_time(&self) -> DateTime<Utc> {
-        self.0.start_time
+    async fn start_time(&self) -> UtcDateTime {
+        self.0.start_time.into()
     }
     async fn venue(&self) -> Option<&str> {
         self.0.venue.as_ref().map(|v| v.as_str())
@@ -155,8 +155,8 @@ impl MatchNode {
     async fn version(&self) -> i64 {
         self.0.version as i64
     }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    async fn updated_at(&self) -> UtcDateTime {
+        self.0.updated_at.into()
     }
 }
 
@@ -164,6 +164,12 @@ pub struct MatchEventNode(pub MatchEvent);
 
 #[Object(name = "MatchEvent")]
 impl MatchEventNode {
+    /// The event's own id, `<matchId>:<seq>` (e.g. `soccer-live-1:7`), unique across matches, for
+    /// client caches such as Apollo Client's. Match ids may contain `:` as well: read `matchId`
+    /// and `seq` rather than splitting it.
+    async fn id(&self) -> ID {
+        ID(format!("{}:{}", self.0.match_id, self.0.seq))
+    }
     async fn match_id(&self) -> ID {
         ID(self.0.match_id.to_string())
     }
@@ -194,8 +200,8 @@ impl MatchEventNode {
     async fn description(&self) -> Option<&str> {
         self.0.description.as_ref().map(|d| d.as_str())
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> UtcDateTime {
+        self.0.created_at.into()
     }
 }
 

@@ -5,6 +5,7 @@ pub mod details;
 pub mod enums;
 pub mod inputs;
 pub mod matches;
+pub mod scalars;
 
 pub use catalog::{CompetitionNode, TeamNode};
 pub use enums::SportGql;

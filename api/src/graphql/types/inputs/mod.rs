@@ -16,6 +16,8 @@ use async_graphql::{InputType, InputValueError, InputValueResult, Value};
 use chrono::{DateTime, Utc};
 use scoreline_core::ValidationError;
 
+use super::scalars::UtcDateTime;
+
 pub(super) fn non_negative(field: &'static str, v: i32) -> Result<u32, ValidationError> {
     u32::try_from(v).map_err(|_| ValidationError::new(field, "must not be negative"))
 }
@@ -48,12 +50,12 @@ impl InputType for DateTimeInput {
     type RawValueType = str;
 
     fn type_name() -> Cow<'static, str> {
-        <DateTime<Utc> as InputType>::type_name()
+        <UtcDateTime as InputType>::type_name()
     }
 
     fn create_type_info(registry: &mut Registry) -> String {
-        // Registers chrono's `DateTime` scalar itself: one scalar, whichever side uses it.
-        <DateTime<Utc> as InputType>::create_type_info(registry)
+        // Registers our `DateTime` scalar itself: one scalar, whichever side uses it.
+        <UtcDateTime as InputType>::create_type_info(registry)
     }
 
     fn parse(value: Option<Value>) -> InputValueResult<Self> {

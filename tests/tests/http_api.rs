@@ -747,6 +747,92 @@ async fn times_are_rfc_3339_strings_in_utc_with_a_plus_zero_offset() {
     );
 }
 
+/// Every type of the schema with its fields (and their arguments), input fields and enum values,
+/// each with its description.
+const INTROSPECT_DESCRIPTIONS: &str = "{ __schema { types { name kind description \
+     fields(includeDeprecated: true) { name description args { name description } } \
+     inputFields { name description } enumValues(includeDeprecated: true) { name description } } } }";
+
+#[tokio::test]
+async fn introspection_describes_every_type_field_argument_input_field_and_enum_value() {
+    let app = TestApp::spawn().await;
+    let data = app.ok(INTROSPECT_DESCRIPTIONS, json!({}), None).await;
+    let described = |v: &Value| {
+        v["description"]
+            .as_str()
+            .is_some_and(|d| !d.trim().is_empty())
+    };
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let types = list(&data["__schema"]["types"]);
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    // Introspection types and the specification's scalars (ID has no description) are not ours.
+    let ours = |t: &&Value| {
+        let name = t["name"].as_str().unwrap();
+        !name.starts_with("__") && !["ID", "Int", "Float", "String", "Boolean"].contains(&name)
+    };
+    for t in types.iter().filter(ours) {
+        let name = t["name"].as_str().unwrap();
+        checked += 1;
+        if !described(t) {
+            missing.push(format!("type {name}"));
+        }
+        for f in list(&t["fields"]) {
+            checked += 1;
+            if !described(&f) {
+                missing.push(format!("field {name}.{}", f["name"]));
+            }
+            for a in list(&f["args"]) {
+                checked += 1;
+                if !described(&a) {
+                    missing.push(format!("argument {name}.{}({})", f["name"], a["name"]));
+                }
+            }
+        }
+        for f in list(&t["inputFields"]) {
+            checked += 1;
+            if !described(&f) {
+                missing.push(format!("input field {name}.{}", f["name"]));
+            }
+        }
+        for v in list(&t["enumValues"]) {
+            checked += 1;
+            if !described(&v) {
+                missing.push(format!("enum value {name}.{}", v["name"]));
+            }
+        }
+    }
+    assert!(checked > 280, "the walk saw the schema: {checked} items");
+    assert!(
+        missing.is_empty(),
+        "{} of {checked} lack a description:\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn introspection_points_date_time_at_rfc_3339() {
+    let app = TestApp::spawn().await;
+    let data = app
+        .ok(
+            "{ __type(name: \"DateTime\") { kind specifiedByURL description } }",
+            json!({}),
+            None,
+        )
+        .await;
+    let t = &data["__type"];
+    assert_eq!(t["kind"], "SCALAR");
+    assert_eq!(
+        t["specifiedByURL"],
+        "https://datatracker.ietf.org/doc/html/rfc3339"
+    );
+    assert!(
+        t["description"].as_str().unwrap().contains("RFC 3339"),
+        "{t}"
+    );
+}
+
 const DETAILS: &str = "query($id: ID!) { match(id: $id) { details { __typename \
      ... on SoccerDetails { homeYellowCards awayYellowCards homeRedCards awayRedCards addedTimeMinutes } \
      ... on BaseballDetails { inning half outs balls strikes bases { first second third } } \

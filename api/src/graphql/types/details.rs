@@ -58,9 +58,9 @@ pub struct BaseballDetailsNode {
 #[derive(SimpleObject)]
 #[graphql(name = "BasketballDetails")]
 pub struct BasketballDetailsNode {
-    /// Team fouls of the home team (0–99), as the operator keeps them (usually per period).
+    /// Team fouls of the home team (0–99), as last set with `updateDetails`.
     home_team_fouls: i32,
-    /// Team fouls of the away team (0–99), as the operator keeps them (usually per period).
+    /// Team fouls of the away team (0–99), as last set with `updateDetails`.
     away_team_fouls: i32,
     /// Timeouts the home team has left (0–10); starts at 7.
     home_timeouts_left: i32,

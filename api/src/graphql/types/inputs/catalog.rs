@@ -8,25 +8,35 @@ use scoreline_core::{CompetitionId, MatchId, TeamId, ValidationError};
 use super::{rename, DateTimeInput};
 use crate::graphql::types::enums::SportGql;
 
+/// A new competition.
 #[derive(InputObject)]
 pub struct CreateCompetitionInput {
-    /// Chosen by the server when absent.
+    /// The new competition's id: 1 to 64 letters, digits, `_`, `-`, `.` or `:`. Chosen by the server
+    /// when absent; one already taken fails with BAD_USER_INPUT.
     pub id: Option<ID>,
+    /// Its full name, 1 to 100 characters (trimmed).
     pub name: String,
+    /// The sport its matches and teams play.
     pub sport: SportGql,
-    /// e.g. "2026" or "2026-27".
+    /// The season label, 1 to 20 characters, e.g. "2026" or "2026-27".
     pub season: String,
 }
 
+/// A new team.
 #[derive(InputObject)]
 pub struct CreateTeamInput {
-    /// Chosen by the server when absent.
+    /// The new team's id: 1 to 64 letters, digits, `_`, `-`, `.` or `:`. Chosen by the server
+    /// when absent; one already taken fails with BAD_USER_INPUT.
     pub id: Option<ID>,
+    /// Its full name, 1 to 100 characters (trimmed).
     pub name: String,
-    /// 2 to 5 letters or digits; derived from the name when absent.
+    /// 2 to 5 letters or digits, stored upper-case; derived from the name when absent
+    /// ("Real Madrid Club" → "RMC", "Arsenal" → "ARS").
     pub short_name: Option<String>,
+    /// The sport it plays; it can only play matches of competitions of this sport.
     pub sport: SportGql,
-    /// Competitions the team is registered in (teams are also registered by their matches).
+    /// Existing competitions of the same sport to register the team in, at most 20 (a team is
+    /// also registered in a competition by its first match there).
     pub competition_ids: Option<Vec<ID>>,
 }
 
@@ -84,16 +94,21 @@ impl CreateCompetitionInput {
     }
 }
 
-/// A new match; it takes its competition's sport.
+/// A new match; it takes its competition's sport and starts SCHEDULED at version 1.
 #[derive(InputObject)]
 pub struct CreateMatchInput {
-    /// Chosen by the server when absent.
+    /// The new match's id: 1 to 64 letters, digits, `_`, `-`, `.` or `:`. Chosen by the server
+    /// when absent; one already taken fails with BAD_USER_INPUT.
     pub id: Option<ID>,
+    /// An existing competition; the match plays its sport.
     pub competition_id: ID,
+    /// An existing team of the competition's sport, playing at home.
     pub home_team_id: ID,
+    /// An existing team of the competition's sport, other than the home team.
     pub away_team_id: ID,
-    /// RFC 3339, e.g. "2026-11-22T15:00:00Z".
+    /// The scheduled start, RFC 3339, e.g. "2026-11-22T15:00:00Z"; kept to the second.
     pub start_time: DateTimeInput,
+    /// Where it is played, up to 120 characters (trimmed).
     pub venue: Option<String>,
 }
 

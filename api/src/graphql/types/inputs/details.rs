@@ -110,17 +110,30 @@ pub struct AmericanFootballDetailsInput {
 }
 
 /// A partial update of the sport-specific details: give exactly one of `soccer`, `baseball`,
-/// `basketball`, `iceHockey`, `americanFootball`, matching the match's sport; absent fields keep
-/// their value.
+/// `basketball`, `iceHockey`, `americanFootball`, matching the match's sport (otherwise
+/// BAD_USER_INPUT with `extensions.field` `details`); absent fields keep their value. Refused
+/// once the match is FINISHED or CANCELLED, and when it would change nothing.
 #[derive(InputObject)]
 pub struct UpdateDetailsInput {
+    /// The match to change. An unknown match fails with NOT_FOUND.
     pub match_id: ID,
+    /// Changes for a SOCCER match.
     pub soccer: Option<SoccerDetailsInput>,
+    /// Changes for a BASEBALL match.
     pub baseball: Option<BaseballDetailsInput>,
+    /// Changes for a BASKETBALL match.
     pub basketball: Option<BasketballDetailsInput>,
+    /// Changes for an ICE_HOCKEY match.
     pub ice_hockey: Option<IceHockeyDetailsInput>,
+    /// Changes for an AMERICAN_FOOTBALL match.
     pub american_football: Option<AmericanFootballDetailsInput>,
+    /// The version the match must be at (1 or more), as last read. When the match has moved on,
+    /// the mutation changes nothing and fails with VERSION_CONFLICT, giving
+    /// `extensions.currentVersion`. Omit it to apply the change to the newest state.
     pub expected_version: Option<i64>,
+    /// An idempotency key of your choosing (1 to 64 letters, digits, `_`, `-`, `.`, `:`), per
+    /// match: a replay with the same key within 24 hours returns the first result and changes
+    /// nothing, even when its `expectedVersion` is stale by then.
     pub client_mutation_id: Option<String>,
 }
 

@@ -10,18 +10,23 @@ use crate::graphql::types::enums::{self, MatchStatusGql, SportGql};
 /// The most statuses one filter may list (there are six).
 const MAX_FILTER_STATUSES: usize = 6;
 
-/// Which matches a listing or `matchesUpdated` admits; all fields optional.
+/// Which matches `matches` lists or `matchesUpdated` follows. Every field is optional and the
+/// given ones must all hold; an empty filter admits every match. Malformed values (an id, a
+/// time, `from` not before `to`, more than six statuses) fail with BAD_USER_INPUT.
 #[derive(InputObject, Default)]
 #[graphql(name = "MatchFilter")]
 pub struct MatchFilterInput {
+    /// Only matches of this sport.
     pub sport: Option<SportGql>,
+    /// Only matches of this competition (an unknown id simply matches nothing).
     pub competition_id: Option<ID>,
+    /// Only matches this team plays in, at home or away.
     pub team_id: Option<ID>,
-    /// Any of these statuses.
+    /// Only matches in any of these statuses (at most six); empty or absent admits them all.
     pub status: Option<Vec<MatchStatusGql>>,
-    /// Matches starting at or after this instant.
+    /// Only matches starting at or after this instant.
     pub from: Option<DateTimeInput>,
-    /// Matches starting before this instant.
+    /// Only matches starting before this instant; must be after `from`.
     pub to: Option<DateTimeInput>,
 }
 

@@ -1,4 +1,5 @@
-//! GraphQL types: enums mirrored from the core, output objects over core records, inputs.
+//! GraphQL types: enums mirrored from the core, the `DateTime` scalar, output objects over core
+//! records (catalogue, matches, the per-sport details union), and inputs.
 
 pub mod catalog;
 pub mod details;

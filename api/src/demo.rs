@@ -1,10 +1,10 @@
-//! Demo data for the embedded server: four sports, a competition each, teams, and a dozen
-//! matches around now (some live, with a few events). Everything goes through the same use
-//! cases as the mutations, so the rules hold and the change feed carries it all.
+//! Demo data for the embedded server: every sport, a competition each, teams, and fourteen
+//! matches around now (some live, with a few events and sport details). Everything goes through
+//! the same use cases as the mutations, so the rules hold and the change feed carries it all.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use scoreline_core::command::{MatchCommand, NewEvent};
-use scoreline_core::model::{Details, MatchStatus, Score};
+use scoreline_core::command::{DetailsPatch, MatchCommand, NewEvent};
+use scoreline_core::model::{Details, MatchStatus, PowerPlay, Score};
 use scoreline_core::service::{self, ServiceError, WriteOptions};
 use scoreline_core::store::Store;
 use scoreline_core::text::{Name, Season, ShortName, Venue};
@@ -20,7 +20,7 @@ struct DemoCompetition {
     teams: &'static [(&'static str, &'static str, &'static str)],
 }
 
-const COMPETITIONS: [DemoCompetition; 4] = [
+const COMPETITIONS: [DemoCompetition; 5] = [
     DemoCompetition {
         id: "premier-division",
         name: "Premier Division",
@@ -69,6 +69,18 @@ const COMPETITIONS: [DemoCompetition; 4] = [
             ("glacier-bay-kings", "Glacier Bay Kings", "GBK"),
         ],
     },
+    DemoCompetition {
+        id: "continental-football",
+        name: "Continental Football Conference",
+        sport: Sport::AmericanFootball,
+        season: "2026",
+        teams: &[
+            ("harbor-city-anchors", "Harbor City Anchors", "HCA"),
+            ("prairie-stallions", "Prairie Stallions", "PRS"),
+            ("ironwood-forge", "Ironwood Forge", "IWF"),
+            ("redrock-rams", "Redrock Rams", "RRR"),
+        ],
+    },
 ];
 
 /// A demo match: id, competition, home, away, start offset from now in minutes, venue,
@@ -84,7 +96,7 @@ type DemoMatch = (
     &'static [(EventType, Side)],
 );
 
-const MATCHES: [DemoMatch; 12] = [
+const MATCHES: [DemoMatch; 14] = [
     (
         "soccer-live-1",
         "premier-division",
@@ -228,6 +240,58 @@ const MATCHES: [DemoMatch; 12] = [
         MatchStatus::Scheduled,
         &[],
     ),
+    (
+        "football-live-1",
+        "continental-football",
+        "harbor-city-anchors",
+        "prairie-stallions",
+        -70,
+        "Anchor Field",
+        MatchStatus::Live,
+        &[
+            (EventType::Touchdown, Side::Home),
+            (EventType::ExtraPoint, Side::Home),
+            (EventType::FieldGoal, Side::Away),
+        ],
+    ),
+    (
+        "football-next-1",
+        "continental-football",
+        "ironwood-forge",
+        "redrock-rams",
+        3 * 24 * 60,
+        "Forge Stadium",
+        MatchStatus::Scheduled,
+        &[],
+    ),
+];
+
+/// Sport details the live demo matches are brought to after their events.
+const DETAILS: [(&str, DetailsPatch); 2] = [
+    (
+        "hockey-live-1",
+        DetailsPatch::IceHockey {
+            home_shots_on_goal: Some(11),
+            away_shots_on_goal: Some(14),
+            home_penalty_minutes: Some(2),
+            away_penalty_minutes: Some(4),
+            power_play: Some(Some(PowerPlay {
+                side: Side::Home,
+                seconds_left: 74,
+            })),
+        },
+    ),
+    (
+        "football-live-1",
+        DetailsPatch::AmericanFootball {
+            possession: Some(Some(Side::Away)),
+            down: Some(Some(2)),
+            yards_to_go: Some(Some(6)),
+            ball_on: Some(Some(43)),
+            home_timeouts_left: Some(3),
+            away_timeouts_left: Some(2),
+        },
+    ),
 ];
 
 fn id<T>(parse: fn(String) -> Result<T, scoreline_core::ValidationError>, raw: &str) -> T {
@@ -303,6 +367,9 @@ pub async fn load(store: &dyn Store) -> Result<(), ServiceError> {
         )
         .await?;
         play(store, &m.id, status, events).await?;
+        if let Some((_, patch)) = DETAILS.iter().find(|(id, _)| *id == match_id) {
+            apply(store, &m.id, MatchCommand::UpdateDetails(*patch)).await?;
+        }
     }
     Ok(())
 }
@@ -381,5 +448,38 @@ mod tests {
         assert_eq!((soccer.score.home, soccer.score.away), (2, 1));
         // Loading again changes nothing.
         load(&store).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn every_sport_has_a_live_demo_match_with_its_own_details() {
+        let (store, _feed) = MemoryStore::new();
+        load(&store).await.unwrap();
+        let live = store.live_matches(None).await.unwrap();
+        for sport in Sport::ALL {
+            let m = live
+                .iter()
+                .find(|m| m.sport == sport && m.status == MatchStatus::Live)
+                .unwrap_or_else(|| panic!("no live {sport:?} demo match"));
+            assert_eq!(m.details.map(|d| d.sport()), Some(sport), "{}", m.id);
+        }
+        let hockey = store
+            .match_by_id(&id(MatchId::parse, "hockey-live-1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            hockey.details,
+            Some(Details::IceHockey(d)) if d.power_play.is_some_and(|pp| pp.side == Side::Home)
+        ));
+        let football = store
+            .match_by_id(&id(MatchId::parse, "football-live-1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((football.score.home, football.score.away), (7, 3));
+        assert!(matches!(
+            football.details,
+            Some(Details::AmericanFootball(d)) if d.down == Some(2) && d.ball_on == Some(43)
+        ));
     }
 }

@@ -409,6 +409,90 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn ice_hockey_and_american_football_details_round_trip_through_the_item() {
+        use crate::model::{AmericanFootballDetails, IceHockeyDetails, PowerPlay, Side};
+        let hockey = Details::IceHockey(IceHockeyDetails {
+            home_shots_on_goal: 23,
+            away_shots_on_goal: 17,
+            home_penalty_minutes: 4,
+            away_penalty_minutes: 6,
+            power_play: Some(PowerPlay {
+                side: Side::Home,
+                seconds_left: 87,
+            }),
+        });
+        let football = Details::AmericanFootball(AmericanFootballDetails {
+            possession: Some(Side::Away),
+            down: Some(3),
+            yards_to_go: Some(7),
+            ball_on: Some(62),
+            home_timeouts_left: 2,
+            away_timeouts_left: 1,
+        });
+        let cases = [
+            (Sport::IceHockey, Some(hockey), "ICE_HOCKEY"),
+            (
+                Sport::IceHockey,
+                Details::initial(Sport::IceHockey),
+                "ICE_HOCKEY",
+            ),
+            (Sport::AmericanFootball, Some(football), "AMERICAN_FOOTBALL"),
+            (
+                Sport::AmericanFootball,
+                Details::initial(Sport::AmericanFootball),
+                "AMERICAN_FOOTBALL",
+            ),
+        ];
+        for (sport, details, kind) in cases {
+            let mut m = sample_match();
+            m.sport = sport;
+            m.details = details;
+            let item = match_item(&m);
+            let map: &HashMap<String, AttributeValue> = item.as_ref();
+            let AttributeValue::M(stored) = &map["details"] else {
+                panic!("details are a map: {:?}", map["details"]);
+            };
+            assert_eq!(stored["kind"], s(kind));
+            assert_eq!(decode(&item).unwrap(), Record::Match(Box::new(m)));
+        }
+    }
+
+    #[test]
+    fn empty_hockey_and_football_fields_are_stored_as_nulls() {
+        let mut m = sample_match();
+        m.sport = Sport::AmericanFootball;
+        m.details = Details::initial(Sport::AmericanFootball);
+        let item = match_item(&m);
+        let map: &HashMap<String, AttributeValue> = item.as_ref();
+        let AttributeValue::M(stored) = &map["details"] else {
+            panic!("details are a map");
+        };
+        for field in ["possession", "down", "yardsToGo", "ballOn"] {
+            assert_eq!(stored[field], AttributeValue::Null(true), "{field}");
+        }
+        assert_eq!(stored["homeTimeoutsLeft"], AttributeValue::N("3".into()));
+    }
+
+    #[test]
+    fn a_hockey_match_stored_before_hockey_had_details_still_decodes_without_them() {
+        let mut m = sample_match();
+        m.sport = Sport::IceHockey;
+        m.details = None;
+        // Written before this change: `details` is NULL.
+        let item = match_item(&m);
+        let map: &HashMap<String, AttributeValue> = item.as_ref();
+        assert_eq!(map["details"], AttributeValue::Null(true));
+        assert_eq!(decode(&item).unwrap(), Record::Match(Box::new(m.clone())));
+        // And an item with no `details` attribute at all decodes the same way.
+        let mut without: HashMap<String, AttributeValue> = map.clone();
+        without.remove("details");
+        assert_eq!(
+            decode(&Item::from(without)).unwrap(),
+            Record::Match(Box::new(m))
+        );
+    }
+
+    #[test]
     fn a_finished_match_leaves_the_live_index() {
         let mut m = sample_match();
         m.status = MatchStatus::Finished;

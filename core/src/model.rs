@@ -223,24 +223,79 @@ impl Default for BasketballDetails {
     }
 }
 
-/// Sport-specific state of a match.
+/// A man advantage in ice hockey: the side with more skaters on the ice and how long it lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PowerPlay {
+    pub side: Side,
+    pub seconds_left: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceHockeyDetails {
+    pub home_shots_on_goal: u32,
+    pub away_shots_on_goal: u32,
+    pub home_penalty_minutes: u32,
+    pub away_penalty_minutes: u32,
+    /// `None` at even strength.
+    pub power_play: Option<PowerPlay>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AmericanFootballDetails {
+    /// The side with the ball; `None` before kick-off and between possessions.
+    pub possession: Option<Side>,
+    /// 1 to 4; `None` when no down is being played (kick-offs, tries after a touchdown).
+    pub down: Option<u32>,
+    /// Yards to gain for a first down; set exactly when `down` is.
+    pub yards_to_go: Option<u32>,
+    /// Where the ball is spotted, in yards from the goal line the side in possession defends
+    /// (1 to 99; 50 is midfield).
+    pub ball_on: Option<u32>,
+    pub home_timeouts_left: u32,
+    pub away_timeouts_left: u32,
+}
+
+impl Default for AmericanFootballDetails {
+    fn default() -> Self {
+        Self {
+            possession: None,
+            down: None,
+            yards_to_go: None,
+            ball_on: None,
+            home_timeouts_left: 3,
+            away_timeouts_left: 3,
+        }
+    }
+}
+
+/// Sport-specific state of a match. Stored as a map tagged by `kind` (the sport's name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Details {
     Soccer(SoccerDetails),
     Baseball(BaseballDetails),
     Basketball(BasketballDetails),
+    IceHockey(IceHockeyDetails),
+    AmericanFootball(AmericanFootballDetails),
 }
 
 impl Details {
-    /// The details a new match of `sport` starts with; sports without details yet have none.
+    /// The details a new match of `sport` starts with. Every sport has details; matches stored
+    /// before ice hockey and American football had them keep `None` until their first
+    /// `updateDetails`.
     pub fn initial(sport: Sport) -> Option<Details> {
-        match sport {
-            Sport::Soccer => Some(Details::Soccer(SoccerDetails::default())),
-            Sport::Baseball => Some(Details::Baseball(BaseballDetails::default())),
-            Sport::Basketball => Some(Details::Basketball(BasketballDetails::default())),
-            Sport::IceHockey | Sport::AmericanFootball => None,
-        }
+        Some(match sport {
+            Sport::Soccer => Details::Soccer(SoccerDetails::default()),
+            Sport::Baseball => Details::Baseball(BaseballDetails::default()),
+            Sport::Basketball => Details::Basketball(BasketballDetails::default()),
+            Sport::IceHockey => Details::IceHockey(IceHockeyDetails::default()),
+            Sport::AmericanFootball => {
+                Details::AmericanFootball(AmericanFootballDetails::default())
+            }
+        })
     }
 
     pub fn sport(&self) -> Sport {
@@ -248,6 +303,8 @@ impl Details {
             Details::Soccer(_) => Sport::Soccer,
             Details::Baseball(_) => Sport::Baseball,
             Details::Basketball(_) => Sport::Basketball,
+            Details::IceHockey(_) => Sport::IceHockey,
+            Details::AmericanFootball(_) => Sport::AmericanFootball,
         }
     }
 }
@@ -355,15 +412,40 @@ mod tests {
     }
 
     #[test]
-    fn new_matches_get_details_for_the_sports_that_have_them() {
-        assert!(matches!(
-            Details::initial(Sport::Soccer),
-            Some(Details::Soccer(_))
-        ));
+    fn new_matches_get_details_of_their_own_sport_for_every_sport() {
+        for sport in Sport::ALL {
+            let details = Details::initial(sport).expect("every sport has details");
+            assert_eq!(details.sport(), sport);
+        }
         assert!(matches!(
             Details::initial(Sport::Basketball),
             Some(Details::Basketball(b)) if b.home_timeouts_left == 7
         ));
-        assert!(Details::initial(Sport::IceHockey).is_none());
+    }
+
+    #[test]
+    fn an_ice_hockey_match_starts_at_even_strength_with_nothing_counted() {
+        assert_eq!(
+            Details::initial(Sport::IceHockey),
+            Some(Details::IceHockey(IceHockeyDetails {
+                home_shots_on_goal: 0,
+                away_shots_on_goal: 0,
+                home_penalty_minutes: 0,
+                away_penalty_minutes: 0,
+                power_play: None,
+            }))
+        );
+    }
+
+    #[test]
+    fn an_american_football_match_starts_with_no_down_and_three_timeouts_a_side() {
+        let Some(Details::AmericanFootball(d)) = Details::initial(Sport::AmericanFootball) else {
+            panic!("american football details expected");
+        };
+        assert_eq!(
+            (d.possession, d.down, d.yards_to_go, d.ball_on),
+            (None, None, None, None)
+        );
+        assert_eq!((d.home_timeouts_left, d.away_timeouts_left), (3, 3));
     }
 }

@@ -693,10 +693,154 @@ async fn match_events_pages_the_timeline_by_seq() {
     }
 }
 
+#[tokio::test]
+async fn a_match_event_id_is_the_match_id_and_seq() {
+    let app = TestApp::spawn().await;
+    let seed = app.live_match("SOCCER").await;
+    app.record(&seed.match_id, "GOAL", "HOME").await;
+    let events = app
+        .ok(
+            "query($id: ID!) { match(id: $id) { events { id matchId seq } } }",
+            json!({"id": seed.match_id}),
+            None,
+        )
+        .await["match"]["events"]
+        .clone();
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    for e in events {
+        assert_eq!(
+            e["id"],
+            format!("{}:{}", seed.match_id, e["seq"]).as_str(),
+            "{e}"
+        );
+    }
+    let ids: BTreeSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), events.len(), "event ids are unique");
+}
+
+#[tokio::test]
+async fn times_are_rfc_3339_strings_in_utc_with_a_plus_zero_offset() {
+    let app = TestApp::spawn().await;
+    let seed = app.seed("SOCCER").await;
+    let data = app
+        .ok(
+            "query($id: ID!) { match(id: $id) { startTime } }",
+            json!({"id": seed.match_id}),
+            None,
+        )
+        .await;
+    // Byte for byte what clients have always received.
+    assert_eq!(data["match"]["startTime"], "2026-11-22T15:00:00+00:00");
+    // An offset in the input is converted to UTC.
+    let created = app
+        .admin(
+            CREATE_MATCH,
+            json!({"i": {"id": "m-offset", "competitionId": seed.competition,
+                         "homeTeamId": seed.home, "awayTeamId": seed.away,
+                         "startTime": "2026-11-22T16:30:00+01:00"}}),
+        )
+        .await;
+    assert_eq!(
+        created["createMatch"]["startTime"],
+        "2026-11-22T15:30:00+00:00"
+    );
+}
+
+/// Every type of the schema with its fields (and their arguments), input fields and enum values,
+/// each with its description.
+const INTROSPECT_DESCRIPTIONS: &str = "{ __schema { types { name kind description \
+     fields(includeDeprecated: true) { name description args { name description } } \
+     inputFields { name description } enumValues(includeDeprecated: true) { name description } } } }";
+
+#[tokio::test]
+async fn introspection_describes_every_type_field_argument_input_field_and_enum_value() {
+    let app = TestApp::spawn().await;
+    let data = app.ok(INTROSPECT_DESCRIPTIONS, json!({}), None).await;
+    let described = |v: &Value| {
+        v["description"]
+            .as_str()
+            .is_some_and(|d| !d.trim().is_empty())
+    };
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let types = list(&data["__schema"]["types"]);
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    // Introspection types and the specification's scalars (ID has no description) are not ours.
+    let ours = |t: &&Value| {
+        let name = t["name"].as_str().unwrap();
+        !name.starts_with("__") && !["ID", "Int", "Float", "String", "Boolean"].contains(&name)
+    };
+    for t in types.iter().filter(ours) {
+        let name = t["name"].as_str().unwrap();
+        checked += 1;
+        if !described(t) {
+            missing.push(format!("type {name}"));
+        }
+        for f in list(&t["fields"]) {
+            checked += 1;
+            if !described(&f) {
+                missing.push(format!("field {name}.{}", f["name"]));
+            }
+            for a in list(&f["args"]) {
+                checked += 1;
+                if !described(&a) {
+                    missing.push(format!("argument {name}.{}({})", f["name"], a["name"]));
+                }
+            }
+        }
+        for f in list(&t["inputFields"]) {
+            checked += 1;
+            if !described(&f) {
+                missing.push(format!("input field {name}.{}", f["name"]));
+            }
+        }
+        for v in list(&t["enumValues"]) {
+            checked += 1;
+            if !described(&v) {
+                missing.push(format!("enum value {name}.{}", v["name"]));
+            }
+        }
+    }
+    assert!(checked > 280, "the walk saw the schema: {checked} items");
+    assert!(
+        missing.is_empty(),
+        "{} of {checked} lack a description:\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn introspection_points_date_time_at_rfc_3339() {
+    let app = TestApp::spawn().await;
+    let data = app
+        .ok(
+            "{ __type(name: \"DateTime\") { kind specifiedByURL description } }",
+            json!({}),
+            None,
+        )
+        .await;
+    let t = &data["__type"];
+    assert_eq!(t["kind"], "SCALAR");
+    assert_eq!(
+        t["specifiedByURL"],
+        "https://datatracker.ietf.org/doc/html/rfc3339"
+    );
+    assert!(
+        t["description"].as_str().unwrap().contains("RFC 3339"),
+        "{t}"
+    );
+}
+
 const DETAILS: &str = "query($id: ID!) { match(id: $id) { details { __typename \
      ... on SoccerDetails { homeYellowCards awayYellowCards homeRedCards awayRedCards addedTimeMinutes } \
      ... on BaseballDetails { inning half outs balls strikes bases { first second third } } \
-     ... on BasketballDetails { homeTeamFouls awayTeamFouls homeTimeoutsLeft awayTimeoutsLeft } } } }";
+     ... on BasketballDetails { homeTeamFouls awayTeamFouls homeTimeoutsLeft awayTimeoutsLeft } \
+     ... on IceHockeyDetails { homeShotsOnGoal awayShotsOnGoal homePenaltyMinutes awayPenaltyMinutes \
+           powerPlay { side secondsLeft } } \
+     ... on AmericanFootballDetails { possession down yardsToGo ballOn homeTimeoutsLeft awayTimeoutsLeft } \
+     } } }";
 
 #[tokio::test]
 async fn match_details_is_the_union_member_of_the_match_sport() {
@@ -717,8 +861,16 @@ async fn match_details_is_the_union_member_of_the_match_sport() {
             json!({"__typename": "BasketballDetails", "homeTeamFouls": 0, "awayTeamFouls": 0,
                    "homeTimeoutsLeft": 7, "awayTimeoutsLeft": 7}),
         ),
-        ("ICE_HOCKEY", Value::Null),
-        ("AMERICAN_FOOTBALL", Value::Null),
+        (
+            "ICE_HOCKEY",
+            json!({"__typename": "IceHockeyDetails", "homeShotsOnGoal": 0, "awayShotsOnGoal": 0,
+                   "homePenaltyMinutes": 0, "awayPenaltyMinutes": 0, "powerPlay": null}),
+        ),
+        (
+            "AMERICAN_FOOTBALL",
+            json!({"__typename": "AmericanFootballDetails", "possession": null, "down": null,
+                   "yardsToGo": null, "ballOn": null, "homeTimeoutsLeft": 3, "awayTimeoutsLeft": 3}),
+        ),
     ];
     for (sport, expected) in cases {
         let seed = app.seed(sport).await;
@@ -814,6 +966,146 @@ async fn details_follow_cards_and_partial_updates() {
     )
     .await;
     assert_eq!(field, "outs");
+}
+
+#[tokio::test]
+async fn ice_hockey_details_are_recorded_and_updated_through_update_details() {
+    let app = TestApp::spawn().await;
+    let hockey = app.live_match("ICE_HOCKEY").await;
+    let id = hockey.match_id.as_str();
+    let updated = app
+        .operator(
+            UPDATE_DETAILS,
+            json!({"i": {"matchId": id, "iceHockey": {"homeShotsOnGoal": 12, "awayShotsOnGoal": 9,
+                   "awayPenaltyMinutes": 2, "powerPlay": {"side": "HOME", "secondsLeft": 120}}}}),
+        )
+        .await;
+    assert_eq!(
+        updated["updateDetails"]["details"],
+        json!({"__typename": "IceHockeyDetails"})
+    );
+    let read = app.ok(DETAILS, json!({"id": id}), None).await;
+    assert_eq!(
+        read["match"]["details"],
+        json!({"__typename": "IceHockeyDetails", "homeShotsOnGoal": 12, "awayShotsOnGoal": 9,
+               "homePenaltyMinutes": 0, "awayPenaltyMinutes": 2,
+               "powerPlay": {"side": "HOME", "secondsLeft": 120}})
+    );
+    // Absent fields keep their value; an explicit null ends the power play.
+    app.operator(
+        UPDATE_DETAILS,
+        json!({"i": {"matchId": id, "iceHockey": {"homeShotsOnGoal": 13, "powerPlay": null}}}),
+    )
+    .await;
+    let read = app.ok(DETAILS, json!({"id": id}), None).await;
+    assert_eq!(
+        read["match"]["details"],
+        json!({"__typename": "IceHockeyDetails", "homeShotsOnGoal": 13, "awayShotsOnGoal": 9,
+               "homePenaltyMinutes": 0, "awayPenaltyMinutes": 2, "powerPlay": null})
+    );
+    for (input, bad) in [
+        (
+            json!({"powerPlay": {"side": "AWAY", "secondsLeft": 0}}),
+            "powerPlay",
+        ),
+        (
+            json!({"powerPlay": {"side": "AWAY", "secondsLeft": 301}}),
+            "powerPlay",
+        ),
+        (json!({"homePenaltyMinutes": 501}), "homePenaltyMinutes"),
+        (json!({"awayShotsOnGoal": -1}), "awayShotsOnGoal"),
+    ] {
+        let (field, body) = user_error(
+            &app,
+            UPDATE_DETAILS,
+            json!({"i": {"matchId": id, "iceHockey": input}}),
+            Some(&operator_token()),
+        )
+        .await;
+        assert_eq!(field, bad, "{body}");
+    }
+    // Hockey details do not fit another sport's match.
+    let soccer = app.live_match("SOCCER").await;
+    let (field, _) = user_error(
+        &app,
+        UPDATE_DETAILS,
+        json!({"i": {"matchId": soccer.match_id, "iceHockey": {"homeShotsOnGoal": 1}}}),
+        Some(&operator_token()),
+    )
+    .await;
+    assert_eq!(field, "details");
+}
+
+#[tokio::test]
+async fn american_football_details_are_recorded_and_updated_through_update_details() {
+    let app = TestApp::spawn().await;
+    let football = app.live_match("AMERICAN_FOOTBALL").await;
+    let id = football.match_id.as_str();
+    let version = state(&app, id).await["version"].as_i64().unwrap();
+    let updated = app
+        .operator(
+            UPDATE_DETAILS,
+            json!({"i": {"matchId": id, "expectedVersion": version, "americanFootball":
+                   {"possession": "AWAY", "down": 1, "yardsToGo": 10, "ballOn": 25}}}),
+        )
+        .await;
+    assert_eq!(updated["updateDetails"]["version"], version + 1);
+    assert_eq!(
+        updated["updateDetails"]["lastSeq"],
+        state(&app, id).await["lastSeq"],
+        "updateDetails appends no event"
+    );
+    app.operator(
+        UPDATE_DETAILS,
+        json!({"i": {"matchId": id, "americanFootball":
+               {"down": 3, "yardsToGo": 2, "ballOn": 48, "awayTimeoutsLeft": 1}}}),
+    )
+    .await;
+    let read = app.ok(DETAILS, json!({"id": id}), None).await;
+    assert_eq!(
+        read["match"]["details"],
+        json!({"__typename": "AmericanFootballDetails", "possession": "AWAY", "down": 3,
+               "yardsToGo": 2, "ballOn": 48, "homeTimeoutsLeft": 3, "awayTimeoutsLeft": 1})
+    );
+    for (input, bad) in [
+        (json!({"down": 5}), "down"),
+        (json!({"yardsToGo": 60}), "yardsToGo"),
+        (json!({"ballOn": 0}), "ballOn"),
+        (json!({"homeTimeoutsLeft": 4}), "homeTimeoutsLeft"),
+        (json!({"down": null}), "down"),
+    ] {
+        let (field, body) = user_error(
+            &app,
+            UPDATE_DETAILS,
+            json!({"i": {"matchId": id, "americanFootball": input}}),
+            Some(&operator_token()),
+        )
+        .await;
+        assert_eq!(field, bad, "{body}");
+    }
+    // A kick-off: nulls clear possession, down, distance and spot together.
+    app.operator(
+        UPDATE_DETAILS,
+        json!({"i": {"matchId": id, "americanFootball":
+               {"possession": null, "down": null, "yardsToGo": null, "ballOn": null}}}),
+    )
+    .await;
+    let read = app.ok(DETAILS, json!({"id": id}), None).await;
+    assert_eq!(
+        read["match"]["details"],
+        json!({"__typename": "AmericanFootballDetails", "possession": null, "down": null,
+               "yardsToGo": null, "ballOn": null, "homeTimeoutsLeft": 3, "awayTimeoutsLeft": 1})
+    );
+    // Two sports at once are refused.
+    let (field, _) = user_error(
+        &app,
+        UPDATE_DETAILS,
+        json!({"i": {"matchId": id, "americanFootball": {"down": 1},
+               "iceHockey": {"homeShotsOnGoal": 1}}}),
+        Some(&operator_token()),
+    )
+    .await;
+    assert_eq!(field, "details");
 }
 
 #[tokio::test]

@@ -42,13 +42,20 @@ async fn match_day(
     Ok(MatchNode(m))
 }
 
+/// Changes, for signed-in staff: send `Authorization: Bearer <jwt>` whose `cognito:groups`
+/// holds `admin` (every mutation) or `operator` (the match-day ones). Mutations must be POSTed
+/// (over GET they fail with BAD_REQUEST). Subscribers hear of each change. SERVICE_UNAVAILABLE
+/// means the store was briefly unavailable or too busy with this match: retry.
 #[Object(name = "Mutation")]
 impl MutationRoot {
+    /// Creates a competition.
+    /// Admin only: without a token UNAUTHENTICATED, with another role FORBIDDEN. Invalid input
+    /// fails with BAD_USER_INPUT, `extensions.field` naming the input field.
     #[graphql(guard = "RoleGuard::admin()")]
     async fn create_competition(
         &self,
         ctx: &Context<'_>,
-        input: CreateCompetitionInput,
+        #[graphql(desc = "The new competition.")] input: CreateCompetitionInput,
     ) -> Result<CompetitionNode> {
         let sport = enums::sport(input.sport);
         let (id, name, season) = input.parse().map_err(invalid)?;
@@ -70,8 +77,15 @@ impl MutationRoot {
         Ok(CompetitionNode(c))
     }
 
+    /// Creates a team, registered in the competitions given.
+    /// Admin only: without a token UNAUTHENTICATED, with another role FORBIDDEN. Invalid input
+    /// fails with BAD_USER_INPUT, `extensions.field` naming the input field.
     #[graphql(guard = "RoleGuard::admin()")]
-    async fn create_team(&self, ctx: &Context<'_>, input: CreateTeamInput) -> Result<TeamNode> {
+    async fn create_team(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new team.")] input: CreateTeamInput,
+    ) -> Result<TeamNode> {
         let sport = enums::sport(input.sport);
         let new = input.parse().map_err(invalid)?;
         let id = match new.id {
@@ -92,9 +106,16 @@ impl MutationRoot {
         Ok(TeamNode(t))
     }
 
-    /// Creates a SCHEDULED match; it takes its competition's sport.
+    /// Creates a SCHEDULED match at version 1, with its sport's initial details; it takes its
+    /// competition's sport, and registers both teams in the competition.
+    /// Admin only: without a token UNAUTHENTICATED, with another role FORBIDDEN. Invalid input
+    /// fails with BAD_USER_INPUT, `extensions.field` naming the input field.
     #[graphql(guard = "RoleGuard::admin()")]
-    async fn create_match(&self, ctx: &Context<'_>, input: CreateMatchInput) -> Result<MatchNode> {
+    async fn create_match(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new match.")] input: CreateMatchInput,
+    ) -> Result<MatchNode> {
         let new = input.parse().map_err(invalid)?;
         let services = ctx.data::<Services>()?;
         let store = services.store.as_ref();
@@ -137,37 +158,74 @@ impl MutationRoot {
         Ok(MatchNode(m))
     }
 
-    /// Moves a match through its status machine; appends a STATUS_CHANGE event.
+    /// Moves a match through its status machine and appends a STATUS_CHANGE event. Going LIVE
+    /// from SCHEDULED starts the clock in period 1; PAUSED and FINISHED stop it.
+    /// Operator or admin: without a token UNAUTHENTICATED, with another role FORBIDDEN. An
+    /// unknown match is NOT_FOUND; a stale `expectedVersion` is VERSION_CONFLICT with
+    /// `extensions.currentVersion`; anything the rules refuse is BAD_USER_INPUT with
+    /// `extensions.field`. Returns the match after the change.
     #[graphql(guard = "RoleGuard::operator()")]
     async fn set_match_status(
         &self,
         ctx: &Context<'_>,
-        input: SetMatchStatusInput,
+        #[graphql(desc = "The match and its new status.")] input: SetMatchStatusInput,
     ) -> Result<MatchNode> {
         match_day(ctx, input.parse()).await
     }
 
-    /// Appends a timeline event and applies its points to the score, atomically.
+    /// Appends a timeline event and applies its points to the score, in one atomic write.
+    /// Operator or admin: without a token UNAUTHENTICATED, with another role FORBIDDEN. An
+    /// unknown match is NOT_FOUND; a stale `expectedVersion` is VERSION_CONFLICT with
+    /// `extensions.currentVersion`; anything the rules refuse is BAD_USER_INPUT with
+    /// `extensions.field`. Returns the match after the change.
     #[graphql(guard = "RoleGuard::operator()")]
-    async fn record_event(&self, ctx: &Context<'_>, input: RecordEventInput) -> Result<MatchNode> {
+    async fn record_event(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The event to record.")] input: RecordEventInput,
+    ) -> Result<MatchNode> {
         match_day(ctx, input.parse()).await
     }
 
-    /// Sets the score absolutely; appends a SCORE_CORRECTION event.
+    /// Sets the score absolutely (a correction) and appends a SCORE_CORRECTION event.
+    /// Operator or admin: without a token UNAUTHENTICATED, with another role FORBIDDEN. An
+    /// unknown match is NOT_FOUND; a stale `expectedVersion` is VERSION_CONFLICT with
+    /// `extensions.currentVersion`; anything the rules refuse is BAD_USER_INPUT with
+    /// `extensions.field`. Returns the match after the change.
     #[graphql(guard = "RoleGuard::operator()")]
-    async fn update_score(&self, ctx: &Context<'_>, input: UpdateScoreInput) -> Result<MatchNode> {
+    async fn update_score(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The match and its corrected score.")] input: UpdateScoreInput,
+    ) -> Result<MatchNode> {
         match_day(ctx, input.parse()).await
     }
 
+    /// Sets the match clock (period, reading, running); appends no event.
+    /// Operator or admin: without a token UNAUTHENTICATED, with another role FORBIDDEN. An
+    /// unknown match is NOT_FOUND; a stale `expectedVersion` is VERSION_CONFLICT with
+    /// `extensions.currentVersion`; anything the rules refuse is BAD_USER_INPUT with
+    /// `extensions.field`. Returns the match after the change.
     #[graphql(guard = "RoleGuard::operator()")]
-    async fn update_clock(&self, ctx: &Context<'_>, input: UpdateClockInput) -> Result<MatchNode> {
+    async fn update_clock(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The match and the clock fields to change.")] input: UpdateClockInput,
+    ) -> Result<MatchNode> {
         match_day(ctx, input.parse()).await
     }
 
+    /// Changes the sport-specific details (cards, count, fouls, power play, down and distance,
+    /// …); appends no event.
+    /// Operator or admin: without a token UNAUTHENTICATED, with another role FORBIDDEN. An
+    /// unknown match is NOT_FOUND; a stale `expectedVersion` is VERSION_CONFLICT with
+    /// `extensions.currentVersion`; anything the rules refuse is BAD_USER_INPUT with
+    /// `extensions.field`. Returns the match after the change.
     #[graphql(guard = "RoleGuard::operator()")]
     async fn update_details(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The match and the details to change, for its sport.")]
         input: UpdateDetailsInput,
     ) -> Result<MatchNode> {
         match_day(ctx, input.parse()).await

@@ -19,11 +19,17 @@ fn argument(name: &'static str) -> impl Fn(ValidationError) -> async_graphql::Er
     move |e| invalid(ValidationError::new(name, e.message().to_string()))
 }
 
+/// Public, read-only entry points: no token needed. A malformed id or argument fails with
+/// BAD_USER_INPUT (`extensions.field` names it where it can).
 #[Object(name = "Query")]
 impl QueryRoot {
     /// A match by id; null when there is none.
     #[graphql(name = "match")]
-    async fn match_(&self, ctx: &Context<'_>, id: ID) -> Result<Option<MatchNode>> {
+    async fn match_(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The match's id.")] id: ID,
+    ) -> Result<Option<MatchNode>> {
         let id = MatchId::parse(id.0).map_err(argument("id"))?;
         let services = ctx.data::<Services>()?;
         Ok(services
@@ -34,12 +40,20 @@ impl QueryRoot {
             .map(MatchNode))
     }
 
-    /// Matches in start-time order, as a Relay connection (`first` ≤ 100).
+    /// Matches in start-time order (then by id), a page at a time as a Relay connection. Pass a
+    /// page's `pageInfo.endCursor` as `after` for the next page. A bad filter, page size or
+    /// cursor fails with BAD_USER_INPUT.
     async fn matches(
         &self,
         ctx: &Context<'_>,
-        filter: Option<MatchFilterInput>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(desc = "Which matches to list; absent lists them all.")] filter: Option<
+            MatchFilterInput,
+        >,
+        #[graphql(default = 20, desc = "The page size, 1 to 100.")] first: i32,
+        #[graphql(
+            desc = "The cursor after which the page starts (an `endCursor` or edge `cursor` \
+                    this server returned); absent starts at the beginning."
+        )]
         after: Option<String>,
     ) -> Result<MatchConnection> {
         if !(1..=MAX_PAGE_SIZE as i32).contains(&first) {
@@ -80,11 +94,13 @@ impl QueryRoot {
         })
     }
 
-    /// Matches in play (LIVE or PAUSED), in start-time order.
+    /// Every match in play (LIVE or PAUSED), in start-time order (then by id); not paged.
     async fn live_matches(
         &self,
         ctx: &Context<'_>,
-        sport: Option<SportGql>,
+        #[graphql(desc = "Only matches of this sport; absent lists every sport.")] sport: Option<
+            SportGql,
+        >,
     ) -> Result<Vec<MatchNode>> {
         let services = ctx.data::<Services>()?;
         let live = services
@@ -95,7 +111,12 @@ impl QueryRoot {
         Ok(live.into_iter().map(MatchNode).collect())
     }
 
-    async fn competition(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CompetitionNode>> {
+    /// A competition by id; null when there is none.
+    async fn competition(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The competition's id.")] id: ID,
+    ) -> Result<Option<CompetitionNode>> {
         let id = CompetitionId::parse(id.0).map_err(argument("id"))?;
         let services = ctx.data::<Services>()?;
         Ok(services
@@ -106,10 +127,11 @@ impl QueryRoot {
             .map(CompetitionNode))
     }
 
+    /// Every competition, ordered by sport (in `Sport` order) then id; not paged.
     async fn competitions(
         &self,
         ctx: &Context<'_>,
-        sport: Option<SportGql>,
+        #[graphql(desc = "Only competitions of this sport.")] sport: Option<SportGql>,
     ) -> Result<Vec<CompetitionNode>> {
         let services = ctx.data::<Services>()?;
         let all = services
@@ -120,17 +142,27 @@ impl QueryRoot {
         Ok(all.into_iter().map(CompetitionNode).collect())
     }
 
-    async fn team(&self, ctx: &Context<'_>, id: ID) -> Result<Option<TeamNode>> {
+    /// A team by id; null when there is none.
+    async fn team(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The team's id.")] id: ID,
+    ) -> Result<Option<TeamNode>> {
         let id = TeamId::parse(id.0).map_err(argument("id"))?;
         let services = ctx.data::<Services>()?;
         Ok(services.store.team(&id).await.map_err(store)?.map(TeamNode))
     }
 
-    /// Teams, optionally of one sport and/or registered in one competition.
+    /// Teams, ordered by sport (in `Sport` order) then id; not paged. Both filters may be
+    /// combined.
     async fn teams(
         &self,
         ctx: &Context<'_>,
-        sport: Option<SportGql>,
+        #[graphql(desc = "Only teams of this sport.")] sport: Option<SportGql>,
+        #[graphql(
+            desc = "Only teams registered in this competition (at creation or by playing a \
+                    match in it); an unknown id lists none."
+        )]
         competition_id: Option<ID>,
     ) -> Result<Vec<TeamNode>> {
         let competition = competition_id

@@ -9,7 +9,9 @@ use async_graphql::extensions::{
     NextSubscribe, NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Response, Schema, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{
+    Response, SDLExportOptions, Schema, ServerError, ServerResult, ValidationResult, Variables,
+};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use scoreline_core::store::Store;
@@ -70,11 +72,11 @@ pub fn build_schema(services: Services, limits: SchemaLimits) -> ScorelineSchema
     }
 }
 
-/// The public schema in SDL.
+/// The public schema in SDL, with `@specifiedBy` on the scalars that have a specification.
 pub fn sdl() -> String {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .finish()
-        .sdl()
+        .sdl_with_options(SDLExportOptions::new().include_specified_by())
 }
 
 /// Gives every error an `extensions.code`, by the stage that raised it.

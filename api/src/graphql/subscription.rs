@@ -34,14 +34,22 @@ fn parse_match_id(raw: ID, field: &'static str) -> Result<MatchId> {
     MatchId::parse(raw.0).map_err(|e| invalid(ValidationError::new(field, e.message().to_string())))
 }
 
+/// Live updates, public, over WebSocket at `/graphql` (`graphql-transport-ws` or the legacy
+/// `graphql-ws`). A subscriber that keeps up receives every change; one that falls behind gets
+/// the newest state (matches) or the missed events replayed (timeline).
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Every change of one match. With `sinceVersion`, a newer stored state is sent first (none
-    /// when the client is already current); versions strictly rise.
+    /// when the client is already current); versions strictly rise. An unknown match fails with
+    /// NOT_FOUND.
     async fn match_updated(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "The match to follow.")] id: ID,
+        #[graphql(
+            desc = "The `version` the client already has, e.g. after a reconnect; a newer \
+                    stored state is sent first."
+        )]
         since_version: Option<i64>,
     ) -> Result<impl Stream<Item = Result<MatchNode>>> {
         let id = parse_match_id(id, "id")?;
@@ -98,11 +106,14 @@ impl SubscriptionRoot {
     }
 
     /// Every change of any match the filter admits, and the one change that takes a match out
-    /// of the filter (e.g. LIVE → FINISHED under a LIVE filter), so lists can drop it.
+    /// of the filter (e.g. LIVE → FINISHED under a LIVE filter), so lists can drop it. Each
+    /// match's versions strictly rise.
     async fn matches_updated(
         &self,
         ctx: &Context<'_>,
-        filter: Option<MatchFilterInput>,
+        #[graphql(desc = "Which matches to follow; absent follows every match.")] filter: Option<
+            MatchFilterInput,
+        >,
     ) -> Result<impl Stream<Item = Result<MatchNode>>> {
         let filter = filter.unwrap_or_default().parse().map_err(invalid)?;
         let services = ctx.data::<Services>()?.clone();
@@ -143,11 +154,15 @@ impl SubscriptionRoot {
     }
 
     /// The timeline of one match. With `afterSeq`, stored events after it are replayed in order,
-    /// then live ones follow, with no gap and no repeat.
+    /// then live ones follow, with no gap and no repeat. An unknown match fails with NOT_FOUND.
     async fn match_events(
         &self,
         ctx: &Context<'_>,
-        match_id: ID,
+        #[graphql(desc = "The match whose timeline to follow.")] match_id: ID,
+        #[graphql(
+            desc = "The last `seq` the client has (0 or more), e.g. `Match.lastSeq`; absent \
+                    sends only events recorded from now on."
+        )]
         after_seq: Option<i32>,
     ) -> Result<impl Stream<Item = Result<MatchEventNode>>> {
         let id = parse_match_id(match_id, "matchId")?;

@@ -23,20 +23,26 @@ export function apiBinary() {
   return bin;
 }
 
-/** A running server: `url`, `wsUrl`, `token(role)`, `stop()`, and its log lines. */
+/** A running server: `url`, `wsUrl`, `token(role)`, `stop()`, and its log lines. A value of
+ * `undefined` in `env` unsets that variable. */
 export async function startServer(env = {}) {
   const bin = apiBinary();
+  const merged = {
+    ...process.env,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_FORMAT: 'json',
+    RUST_LOG: 'info',
+    AUTH_JWT_SECRET: SECRET,
+    DEMO: 'true',
+    ...env,
+  };
+  // `undefined` in `env` unsets a variable.
+  for (const [key, value] of Object.entries(merged)) {
+    if (value === undefined) delete merged[key];
+  }
   const child = spawn(bin, ['serve'], {
-    env: {
-      ...process.env,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_FORMAT: 'json',
-      RUST_LOG: 'info',
-      AUTH_JWT_SECRET: SECRET,
-      DEMO: 'true',
-      ...env,
-    },
+    env: merged,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const logs = [];

@@ -144,6 +144,15 @@ pub struct Config {
     /// Secret for signed `POST /internal/publish` requests; the endpoint is off without it.
     #[arg(long, env = "PUBLISH_SECRET", hide_env_values = true)]
     pub publish_secret: Option<Secret>,
+    /// The secret before a rotation, accepted as well while senders move to the new one
+    /// (docs/deploy.md: rotating the publish secret).
+    #[arg(long, env = "PUBLISH_SECRET_PREVIOUS", hide_env_values = true)]
+    pub publish_secret_previous: Option<Secret>,
+    /// Signed publish requests remembered (about 110 bytes each) to refuse their replays
+    /// within the 300 s signature window; when full, new requests get 503 until the oldest
+    /// expire.
+    #[arg(long, env = "PUBLISH_REPLAY_CAPACITY", default_value_t = 100_000)]
+    pub publish_replay_capacity: usize,
 
     /// Load the demo competitions, teams and matches at start-up.
     #[arg(long, env = "DEMO", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]

@@ -25,6 +25,15 @@ pub struct Metrics {
     pub idle_closes: AtomicU64,
     /// Anonymous queries answered from the micro-cache.
     pub query_cache_hits: AtomicU64,
+    /// Tags of signed publish requests remembered to refuse their replays.
+    pub publish_replay_entries: AtomicI64,
+    /// Publish requests refused as replays of one already received.
+    pub publish_replays_refused: AtomicU64,
+    /// Publish requests refused because the replay guard was full.
+    pub publish_replay_full: AtomicU64,
+    /// Publish requests signed with `PUBLISH_SECRET_PREVIOUS`: zero for a while means a
+    /// rotation is complete.
+    pub publish_previous_secret: AtomicU64,
 }
 
 impl Metrics {
@@ -54,6 +63,11 @@ impl Metrics {
                 "scoreline_shared_executions",
                 "Shared subscription executions running.",
                 &self.shared_executions,
+            ),
+            (
+                "scoreline_publish_replay_entries",
+                "Signed publish requests remembered to refuse their replays.",
+                &self.publish_replay_entries,
             ),
         ];
         for (name, help, value) in gauges {
@@ -90,6 +104,21 @@ impl Metrics {
                 "scoreline_query_cache_hits_total",
                 "Anonymous queries answered from the micro-cache.",
                 &self.query_cache_hits,
+            ),
+            (
+                "scoreline_publish_replays_refused_total",
+                "Publish requests refused as replays of one already received.",
+                &self.publish_replays_refused,
+            ),
+            (
+                "scoreline_publish_replay_full_total",
+                "Publish requests refused with 503 because the replay guard was full.",
+                &self.publish_replay_full,
+            ),
+            (
+                "scoreline_publish_previous_secret_total",
+                "Publish requests signed with PUBLISH_SECRET_PREVIOUS.",
+                &self.publish_previous_secret,
             ),
         ];
         for (name, help, value) in counters {

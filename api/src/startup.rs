@@ -41,7 +41,8 @@ pub struct AppState {
     pub broker: Arc<dyn Broker>,
     pub intake: Arc<Intake>,
     pub auth: Authenticator,
-    pub publish_secret: Option<scoreline_core::Secret>,
+    /// The publish endpoint's secrets and replay guard; `None` turns the endpoint off.
+    pub publish: Option<Arc<http::PublishAuth>>,
     pub ws: WsSettings,
     pub fanout: Arc<Fanout>,
     pub metrics: Arc<Metrics>,
@@ -184,7 +185,11 @@ impl Application {
             broker,
             intake,
             auth,
-            publish_secret: config.publish_secret.clone(),
+            publish: http::publish_auth(
+                config.publish_secret.clone(),
+                config.publish_secret_previous.clone(),
+                config.publish_replay_capacity,
+            )?,
             ws: WsSettings {
                 init_timeout: config.ws_init_timeout(),
                 keepalive: config.ws_keepalive(),

@@ -69,6 +69,37 @@ async fn a_publish_retries_through_503s_and_the_api_gets_the_signed_batch_once()
 }
 
 #[tokio::test]
+async fn every_attempt_and_every_offer_of_the_same_batch_carries_a_new_signature() {
+    let api = FakeApi::start(SECRET).await;
+    // Quick retries: all four attempts fall within a second or two.
+    api.script([Answer::Status(503); 3]);
+    let publisher = HttpPublisher::new(api.url(), SECRET, quick(8)).unwrap();
+    publisher.publish(a_batch(), None).await.expect("delivered");
+    // The caller offers the same batch again (at-least-once), at once.
+    publisher.publish(a_batch(), None).await.expect("delivered");
+    let signatures = api.signatures();
+    assert_eq!(signatures.len(), 5);
+    let distinct: std::collections::HashSet<&String> = signatures.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        5,
+        "the API refuses a signature it saw: {signatures:?}"
+    );
+    assert_eq!(api.refused_signatures(), 0, "every attempt verifies");
+}
+
+#[tokio::test]
+async fn a_409_for_a_signature_seen_before_is_retried_signed_anew() {
+    let api = FakeApi::start(SECRET).await;
+    api.script([Answer::Status(409)]);
+    let publisher = HttpPublisher::new(api.url(), SECRET, quick(8)).unwrap();
+    publisher.publish(a_batch(), None).await.expect("delivered");
+    assert_eq!(api.requests(), 2);
+    let signatures = api.signatures();
+    assert_ne!(signatures[0], signatures[1]);
+}
+
+#[tokio::test]
 async fn a_429_is_retried_like_a_503() {
     let api = FakeApi::start(SECRET).await;
     api.script([Answer::Status(429), Answer::Status(502)]);

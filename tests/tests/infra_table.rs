@@ -313,6 +313,27 @@ async fn the_template_defines_the_table_init_table_creates() {
     assert_eq!(from_template(&template()), created);
 }
 
+/// The entries a list item stands for: itself, or both branches of an `!If` (an entry set only
+/// under a condition, such as the previous publish secret during a rotation), less
+/// `!Ref AWS::NoValue`.
+fn conditional_entries(entry: &Value) -> Vec<&Value> {
+    let Value::Tagged(tagged) = entry else {
+        return vec![entry];
+    };
+    assert_eq!(
+        tagged.tag, "If",
+        "an entry is a mapping or an !If: {entry:?}"
+    );
+    let branches = tagged
+        .value
+        .as_sequence()
+        .expect("!If [condition, then, else]");
+    branches[1..]
+        .iter()
+        .filter(|branch| !matches!(branch, Value::Tagged(t) if t.tag == "Ref"))
+        .collect()
+}
+
 /// Settings the API task gets that the API itself does not read, on purpose.
 const NOT_API_SETTINGS: [&str; 3] = [
     // Read by the AWS SDK.
@@ -341,7 +362,12 @@ fn the_api_task_is_configured_with_settings_the_api_reads() {
     let container = &tasks[0].1["ContainerDefinitions"][0];
     let mut given = BTreeSet::new();
     for list in ["Environment", "Secrets"] {
-        for entry in container[list].as_sequence().into_iter().flatten() {
+        for entry in container[list]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(conditional_entries)
+        {
             let name = literal(&entry["Name"], list).to_string();
             assert!(
                 known.contains(&name) || NOT_API_SETTINGS.contains(&name.as_str()),

@@ -1,8 +1,8 @@
 //! `POST /internal/publish` end to end: a correctly signed change batch reaches the WebSocket
 //! subscribers of its match; requests without a valid, fresh signature, of an unknown wire
 //! version or with a body that is not a change batch are refused and deliver nothing; a replay
-//! inside the signature window is accepted and harmless; a server without `PUBLISH_SECRET` has
-//! no such endpoint.
+//! inside the signature window is refused with 409; during a rotation the previous secret is
+//! accepted too; a server without `PUBLISH_SECRET` has no such endpoint.
 //!
 //! The signatures here are computed from the contract (DESIGN §3: `v1=<hex HMAC-SHA256(secret,
 //! timestamp + "." + body)>`), not with core's `sign`, so a change to both sides that breaks the
@@ -70,6 +70,11 @@ impl PublishRequest {
 
     /// Sends it; returns the status code.
     async fn send(&self, app: &TestApp) -> u16 {
+        self.response(app).await.status().as_u16()
+    }
+
+    /// Sends it; returns the whole response.
+    async fn response(&self, app: &TestApp) -> reqwest::Response {
         let mut request = app
             .http
             .post(app.publish_url())
@@ -81,12 +86,7 @@ impl PublishRequest {
         if let Some(sig) = &self.signature {
             request = request.header("X-Scoreline-Signature", sig);
         }
-        request
-            .send()
-            .await
-            .expect("the server answers")
-            .status()
-            .as_u16()
+        request.send().await.expect("the server answers")
     }
 }
 
@@ -326,26 +326,126 @@ async fn refused_requests_deliver_nothing_to_subscribers() {
 }
 
 #[tokio::test]
-async fn a_replay_of_the_same_signed_request_inside_the_window_is_accepted_but_delivers_nothing_twice(
-) {
+async fn a_replay_of_the_same_signed_request_inside_the_window_is_refused_with_409() {
     let app = publishing_app().await;
     let (_seed, stored, mut ws) = subscribed(&app).await;
     let request = signed_state(state(&stored, 3, 1, 0));
     assert_eq!(request.send(&app).await, 204);
     assert_eq!(version_and_score(&ws.next_data("1").await).0, 3);
 
-    // The exact same bytes and headers again: still within 300 s, so accepted (204) and
+    // The exact same bytes and headers again, still within 300 s.
+    assert_eq!(request.send(&app).await, 409);
+    assert_eq!(request.send(&app).await, 409);
+    assert_eq!(
+        app.metric("scoreline_publish_replays_refused_total").await,
+        2
+    );
+    assert_eq!(app.metric("scoreline_publish_replay_entries").await, 1);
+    // The same batch signed anew (another timestamp), as the sink retries, is accepted, and
     // dropped as not newer than what went out.
-    assert_eq!(request.send(&app).await, 204);
-    assert_eq!(request.send(&app).await, 204);
-    // A newer state afterwards is the very next thing the subscriber gets: a duplicate of
-    // version 3 would have come before it.
+    let resigned = PublishRequest::signed_at(request.body.clone(), now() - 5);
+    assert_eq!(resigned.send(&app).await, 204);
+    // A newer state afterwards is the very next thing the subscriber gets.
     assert_eq!(signed_state(state(&stored, 4, 2, 0)).send(&app).await, 204);
     assert_eq!(
         version_and_score(&ws.next_data("1").await),
         (4, json!({"home": 2, "away": 0}))
     );
     assert_nothing_more(&mut ws).await;
+}
+
+#[tokio::test]
+async fn a_full_replay_guard_refuses_new_requests_with_503_and_still_refuses_replays() {
+    let app = TestApp::spawn_with(|config| {
+        config.publish_secret = Some(PUBLISH_SECRET.into());
+        config.publish_replay_capacity = 2;
+    })
+    .await;
+    let empty = |n: u32| format!(r#"{{"v": 1, "changes": []{}}}"#, " ".repeat(n as usize));
+    let first = PublishRequest::signed(empty(0).into_bytes());
+    assert_eq!(first.send(&app).await, 204);
+    assert_eq!(
+        PublishRequest::signed(empty(1).into_bytes())
+            .send(&app)
+            .await,
+        204
+    );
+    let third = PublishRequest::signed(empty(2).into_bytes())
+        .response(&app)
+        .await;
+    assert_eq!(third.status(), 503);
+    let retry_after: u64 = third.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=601).contains(&retry_after), "{retry_after}");
+    assert_eq!(app.metric("scoreline_publish_replay_full_total").await, 1);
+    assert_eq!(first.send(&app).await, 409, "a replay is still a replay");
+    assert_eq!(app.metric("scoreline_publish_replay_entries").await, 2);
+}
+
+#[tokio::test]
+async fn timestamps_at_the_extremes_of_i64_are_refused_with_401_even_when_correctly_signed() {
+    let app = publishing_app().await;
+    let body = br#"{"v": 1, "changes": []}"#.to_vec();
+    let mut timestamps = vec![i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1];
+    // `now + i64::MIN` is where `(now - ts).abs()` wrapped round to i64::MIN and passed; the
+    // server's clock may be a second or two on.
+    let now = now();
+    timestamps.extend((-2..=3).map(|d| (now + d).wrapping_add(i64::MIN)));
+    for ts in timestamps {
+        let request = PublishRequest::signed_at(body.clone(), ts);
+        assert_eq!(request.send(&app).await, 401, "signed at {ts}");
+    }
+    assert_eq!(
+        PublishRequest::signed(body).send(&app).await,
+        204,
+        "the same body signed now"
+    );
+}
+
+#[tokio::test]
+async fn during_a_rotation_the_previous_secret_is_accepted_too() {
+    const NEW: &str = "the-new-publish-secret-0123456789abcdef";
+    let app = TestApp::spawn_with(|config| {
+        config.publish_secret = Some(NEW.into());
+        config.publish_secret_previous = Some(PUBLISH_SECRET.into());
+    })
+    .await;
+    let body = |n: usize| format!(r#"{{"v": 1, "changes": []{}}}"#, " ".repeat(n)).into_bytes();
+    let by_new = PublishRequest::signed_with(NEW, body(0), now());
+    let by_previous = PublishRequest::signed_with(PUBLISH_SECRET, body(1), now());
+    let by_neither = PublishRequest::signed_with("another-secret", body(2), now());
+    assert_eq!(by_new.send(&app).await, 204);
+    assert_eq!(by_previous.send(&app).await, 204);
+    assert_eq!(by_neither.send(&app).await, 401);
+    assert_eq!(
+        app.metric("scoreline_publish_previous_secret_total").await,
+        1
+    );
+    // Replays are refused whichever secret signed them.
+    assert_eq!(by_previous.send(&app).await, 409);
+
+    // Once the rotation is over, the previous secret is refused.
+    let after = TestApp::spawn_with(|config| config.publish_secret = Some(NEW.into())).await;
+    let by_previous = PublishRequest::signed_with(PUBLISH_SECRET, body(3), now());
+    assert_eq!(by_previous.send(&after).await, 401);
+}
+
+#[tokio::test]
+async fn a_previous_secret_without_a_current_one_is_a_configuration_error() {
+    let mut config = api::Config::for_tests();
+    config.publish_secret = None;
+    config.publish_secret_previous = Some(PUBLISH_SECRET.into());
+    let error = api::Application::build(config)
+        .await
+        .err()
+        .expect("the server refuses to start");
+    assert!(
+        format!("{error:#}").contains("PUBLISH_SECRET_PREVIOUS"),
+        "{error:#}"
+    );
 }
 
 #[tokio::test]

@@ -4,13 +4,14 @@
 //! # Layout
 //! - `graphql`: GraphQL over HTTP (media types, status codes, batches, persisted documents),
 //!   and the WebSocket upgrade.
-//! - `publish`: `POST /internal/publish`.
+//! - `publish`: `POST /internal/publish`; `replay`: the memory of requests it received.
 //! - `access`: the access log.
 //! - here: GraphiQL, health, readiness, metrics, CORS.
 
 mod access;
 mod graphql;
 mod publish;
+mod replay;
 
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 pub use access::access_log;
 pub use graphql::{graphql_get, graphql_post};
-pub use publish::publish;
+pub use publish::{publish, publish_auth, PublishAuth};
 
 use crate::startup::AppState;
 

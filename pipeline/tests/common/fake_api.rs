@@ -32,6 +32,8 @@ struct Shared {
     default: Mutex<Answer>,
     requests: AtomicUsize,
     refused_signatures: AtomicUsize,
+    /// Every signature header received, in order.
+    signatures: Mutex<Vec<String>>,
     accepted: mpsc::UnboundedSender<ChangeBatch>,
 }
 
@@ -51,6 +53,7 @@ impl FakeApi {
             default: Mutex::new(Answer::Status(204)),
             requests: AtomicUsize::new(0),
             refused_signatures: AtomicUsize::new(0),
+            signatures: Mutex::new(Vec::new()),
             accepted: tx,
         });
         let app = Router::new()
@@ -93,6 +96,11 @@ impl FakeApi {
         self.shared.refused_signatures.load(Ordering::SeqCst)
     }
 
+    /// Every signature header received so far, in order.
+    pub fn signatures(&self) -> Vec<String> {
+        self.shared.signatures.lock().unwrap().clone()
+    }
+
     /// The next accepted batch, waiting at most `within`.
     pub async fn next_accepted(&self, within: Duration) -> ChangeBatch {
         tokio::time::timeout(within, self.accepted.lock().await.recv())
@@ -110,6 +118,13 @@ impl FakeApi {
 async fn publish(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     shared.requests.fetch_add(1, Ordering::SeqCst);
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(signature) = header(SIGNATURE_HEADER) {
+        shared
+            .signatures
+            .lock()
+            .unwrap()
+            .push(signature.to_string());
+    }
     let now = chrono::Utc::now().timestamp();
     if verify(
         &shared.secret,

@@ -1,7 +1,7 @@
 //! Configuration, 12-factor style: every setting is a flag and an environment variable, with a
 //! default that runs the embedded server on loopback.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -96,6 +96,10 @@ pub struct Config {
     /// Port to listen on; 0 picks a free one.
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
+    /// Serve `/metrics` on this address (e.g. 127.0.0.1:9090) and not on the public port, so
+    /// a load balancer in front of the public port never exposes it.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     #[arg(long, env = "STORE", value_enum, default_value = "memory")]
     pub store: StoreKind,
     #[arg(long, env = "BROKER", value_enum, default_value = "memory")]

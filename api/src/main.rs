@@ -54,6 +54,9 @@ async fn main() -> anyhow::Result<()> {
             let app = Application::build(config).await?;
             let address = app.local_addr();
             tracing::info!(%address, "Scoreline is listening");
+            if let Some(metrics) = app.metrics_addr() {
+                tracing::info!(address = %metrics, "metrics are served on their own listener");
+            }
             // For people on a terminal a banner; in JSON mode the same facts as log lines, so
             // every line of the stream parses.
             if json {

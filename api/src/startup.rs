@@ -62,14 +62,18 @@ pub struct RouterOptions {
     /// `CORS_ALLOWED_ORIGINS`.
     pub cors_allowed_origins: String,
     pub access_log: bool,
+    /// Serve `/metrics` on the public port (no `METRICS_ADDR`).
+    pub public_metrics: bool,
 }
 
 pub fn router(state: AppState, options: &RouterOptions) -> anyhow::Result<Router> {
     let mut public = Router::new()
         .route("/graphql", get(http::graphql_get).post(http::graphql_post))
         .route("/healthz", get(http::healthz))
-        .route("/readyz", get(http::readyz))
-        .route("/metrics", get(http::metrics));
+        .route("/readyz", get(http::readyz));
+    if options.public_metrics {
+        public = public.route("/metrics", get(http::metrics));
+    }
     if options.graphiql {
         public = public.route("/", get(http::graphiql));
     }
@@ -89,9 +93,18 @@ pub fn router(state: AppState, options: &RouterOptions) -> anyhow::Result<Router
     Ok(router.with_state(state))
 }
 
+/// `/metrics` alone, for its own listener (`METRICS_ADDR`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(http::metrics))
+        .with_state(state)
+}
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// The metrics listener and its router, with `METRICS_ADDR`.
+    metrics: Option<(TcpListener, Router)>,
     state: AppState,
     admin_token: Option<String>,
     shutdown_tx: watch::Sender<bool>,
@@ -214,14 +227,25 @@ impl Application {
         let listener = TcpListener::bind(address)
             .await
             .with_context(|| format!("binding {address}"))?;
+        let metrics = match config.metrics_addr {
+            Some(address) => Some((
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("binding METRICS_ADDR {address}"))?,
+                metrics_router(state.clone()),
+            )),
+            None => None,
+        };
         Ok(Self {
             listener,
+            metrics,
             router: router(
                 state.clone(),
                 &RouterOptions {
                     graphiql: config.graphiql,
                     cors_allowed_origins: config.cors_allowed_origins.clone(),
                     access_log: config.access_log,
+                    public_metrics: config.metrics_addr.is_none(),
                 },
             )?,
             state,
@@ -240,6 +264,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served, with `METRICS_ADDR`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// The admin token minted with the per-process secret, when no auth was configured.
@@ -265,6 +296,9 @@ impl Application {
         let shutdown_tx = self.shutdown_tx;
         let timeout = self.shutdown_timeout;
         let (stopping_tx, mut stopping_rx) = watch::channel(false);
+        let metrics_server = self
+            .metrics
+            .map(|(listener, router)| serve_metrics(listener, router, stopping_rx.clone()));
         let graceful = async move {
             signal.await;
             tracing::info!("shutting down: closing subscriptions, finishing requests");
@@ -283,8 +317,30 @@ impl Application {
         for task in self.background {
             task.abort();
         }
+        if let Some(task) = metrics_server {
+            task.abort();
+        }
         Ok(())
     }
+}
+
+/// Serves `/metrics` on its own listener until shutdown starts.
+fn serve_metrics(
+    listener: TcpListener,
+    router: Router,
+    mut stopping: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        };
+        if let Err(error) = axum::serve(listener, router)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(%error, "the metrics listener failed");
+        }
+    })
 }
 
 /// Reads the table's stream in this process and publishes through the intake, with the same

@@ -179,6 +179,7 @@ impl TestApp {
     pub fn attached(addr: SocketAddr) -> TestApp {
         TestApp {
             addr,
+            metrics_addr: None,
             http: reqwest::Client::new(),
             stop: None,
             server: tokio::spawn(async { std::future::pending::<anyhow::Result<()>>().await }),

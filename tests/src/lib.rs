@@ -40,6 +40,8 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The metrics listener, when the test configured `METRICS_ADDR`.
+    pub metrics_addr: Option<SocketAddr>,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<anyhow::Result<()>>,
@@ -74,12 +76,14 @@ impl TestApp {
             .await
             .expect("the test server builds");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let (stop, stopped) = oneshot::channel();
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
         TestApp {
             addr,
+            metrics_addr,
             http: reqwest::Client::new(),
             stop: Some(stop),
             server,
@@ -109,11 +113,13 @@ impl TestApp {
         .expect("minting a test token")
     }
 
-    /// The value of a metric on `GET /metrics` (0 when absent).
+    /// The value of a metric on `GET /metrics` (0 when absent), from the metrics listener
+    /// when there is one.
     pub async fn metric(&self, name: &str) -> i64 {
+        let url = format!("http://{}/metrics", self.metrics_addr.unwrap_or(self.addr));
         let text = self
             .http
-            .get(self.url("/metrics"))
+            .get(url)
             .send()
             .await
             .expect("the server answers")

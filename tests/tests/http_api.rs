@@ -2508,3 +2508,53 @@ async fn graphiql_can_be_turned_off() {
     let resp = app.http.get(app.url("/")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 404);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The metrics listener
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn with_metrics_addr_metrics_move_to_their_own_listener_and_stop_with_the_server() {
+    let app = TestApp::spawn_with(|config| {
+        config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let public = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 404, "not on the public port");
+    let metrics_addr = app.metrics_addr.expect("a metrics listener");
+    assert_ne!(metrics_addr.port(), app.addr.port());
+    let private = app
+        .http
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(private.status(), 200);
+    let text = private.text().await.unwrap();
+    assert!(text.contains("\nscoreline_ws_connections 0\n"), "{text}");
+    // Only metrics there.
+    let other = app
+        .http
+        .get(format!(
+            "http://{metrics_addr}/graphql?query=%7B__typename%7D"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+
+    app.stop().await;
+    let after = reqwest::Client::new()
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await;
+    assert!(after.is_err(), "the metrics listener stopped: {after:?}");
+}
+
+#[tokio::test]
+async fn without_metrics_addr_metrics_are_on_the_public_port() {
+    let app = TestApp::spawn().await;
+    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(app.metrics_addr.is_none());
+}

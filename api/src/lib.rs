@@ -44,3 +44,19 @@ pub use graphql::sdl;
 pub use startup::{router, AppState, Application, RouterOptions};
 pub use store::{DynamoConfig, DynamoStore, MemoryStore};
 pub use telemetry::init as init_telemetry;
+
+/// The parsers a WebSocket client's messages go through, for the fuzz targets in `fuzz/`; not
+/// part of the server's interface.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::auth::{token_from_init_message, token_from_init_payload, AuthError};
+
+    /// A client message as the connection loop reads it: `(type, id, payload)`, or `None` for
+    /// a message it closes with 4400.
+    pub fn client_message(
+        text: &str,
+    ) -> Option<(String, Option<String>, Option<serde_json::Value>)> {
+        let message: crate::ws::ClientMessage = serde_json::from_str(text).ok()?;
+        Some((message.kind, message.id, message.payload))
+    }
+}

@@ -36,7 +36,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::auth::{token_from_init_payload, Authenticator, Principal};
+use crate::auth::{token_from_init_message, AuthError, Authenticator, Principal};
 use crate::fanout::{
     self, complete_frame, is_request_error, json_frame, next_type, refusal_frames, Entry, Fanout,
     MemberSpec, Membership, Outbox, Pushed,
@@ -109,11 +109,22 @@ const NO_STATUS: u16 = 1005;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Deserialize)]
-struct ClientMessage {
+pub(crate) struct ClientMessage {
     #[serde(rename = "type")]
-    kind: String,
-    id: Option<String>,
-    payload: Option<Value>,
+    pub(crate) kind: String,
+    pub(crate) id: Option<String>,
+    pub(crate) payload: Option<Value>,
+}
+
+/// Whether a read failed on a message or frame over the configured size.
+fn is_too_big(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    matches!(
+        error
+            .source()
+            .and_then(|e| e.downcast_ref::<tungstenite::Error>()),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }
 
 /// Writes what the outbox holds, batching the frames queued meanwhile into one flush.
@@ -190,6 +201,12 @@ pub async fn serve(
         tokio::select! {
             incoming = stream.next() => {
                 let Some(Ok(message)) = incoming else {
+                    if incoming.as_ref().is_some_and(|r| r.as_ref().is_err_and(is_too_big)) {
+                        // Over MAX_BODY_BYTES: tell the client why (1009) rather than drop
+                        // the socket, which it would see as 1006.
+                        outbox.close(1009, "message too big");
+                        break;
+                    }
                     client_closed = true;
                     break;
                 };
@@ -395,7 +412,7 @@ impl Connection {
         };
         let legacy = self.protocol == Protocol::LegacyGraphqlWs;
         match (message.kind.as_str(), legacy) {
-            ("connection_init", _) => self.init(message.payload).await,
+            ("connection_init", _) => self.init(text).await,
             ("ping", false) => {
                 let mut pong = json!({"type": "pong"});
                 if let Some(p) = message.payload {
@@ -425,7 +442,9 @@ impl Connection {
         }
     }
 
-    async fn init(&mut self, payload: Option<Value>) -> Flow {
+    /// Answers `connection_init` (`text`, the message as received: its credential is read from
+    /// it, repeated keys included).
+    async fn init(&mut self, text: &str) -> Flow {
         if self.init_received {
             if self.protocol == Protocol::LegacyGraphqlWs {
                 return CONTINUE;
@@ -433,23 +452,17 @@ impl Connection {
             return self.close(4429, "Too many initialisation requests");
         }
         self.init_received = true;
-        let token = payload.as_ref().and_then(token_from_init_payload);
+        let token = match token_from_init_message(text) {
+            Ok(token) => token,
+            Err(error) => return self.refuse_init(error),
+        };
         if let Some(token) = token {
             match self.ctx.auth.authenticate(Some(&token)).await {
                 Ok(principal) => {
                     self.principal = principal;
                     self.init_token = Some(token);
                 }
-                Err(error) => {
-                    tracing::info!(%error, "websocket connection_init refused");
-                    if self.protocol == Protocol::LegacyGraphqlWs {
-                        self.send(json!({
-                            "type": "connection_error",
-                            "payload": {"message": error.to_string(), "extensions": {"code": UNAUTHENTICATED}},
-                        }));
-                    }
-                    return self.close(4403, "Forbidden");
-                }
+                Err(error) => return self.refuse_init(error),
             }
         }
         self.acknowledged = true;
@@ -458,6 +471,18 @@ impl Connection {
             self.send(json!({"type": "ka"}));
         }
         CONTINUE
+    }
+
+    /// Refuses `connection_init` with an invalid or ambiguous credential.
+    fn refuse_init(&self, error: AuthError) -> Flow {
+        tracing::info!(%error, "websocket connection_init refused");
+        if self.protocol == Protocol::LegacyGraphqlWs {
+            self.send(json!({
+                "type": "connection_error",
+                "payload": {"message": error.to_string(), "extensions": {"code": UNAUTHENTICATED}},
+            }));
+        }
+        self.close(4403, "Forbidden")
     }
 
     async fn start(&mut self, id: String, payload: Value) -> Flow {

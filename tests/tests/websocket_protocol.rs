@@ -117,6 +117,73 @@ async fn the_legacy_protocol_answers_an_invalid_token_with_connection_error_then
     }
 }
 
+/// `connection_init` messages carrying a valid admin token and another value at once: each
+/// has no single meaning, so each is refused like an invalid token. Raw text, so that key order
+/// and exact repeats reach the server as written.
+fn ambiguous_inits() -> Vec<String> {
+    let admin = format!("Bearer {}", TestApp::token(Role::Admin));
+    let init = |payload: String| format!(r#"{{"type":"connection_init","payload":{payload}}}"#);
+    vec![
+        init(format!(
+            r#"{{"Authorization":"{admin}","authorization":"Bearer garbage"}}"#
+        )),
+        init(format!(
+            r#"{{"authorization":"Bearer garbage","Authorization":"{admin}"}}"#
+        )),
+        init(format!(
+            r#"{{"Authorization":"Bearer garbage","Authorization":"{admin}"}}"#
+        )),
+        init(format!(
+            r#"{{"headers":{{"Authorization":"{admin}","AUTHORIZATION":"Bearer garbage"}}}}"#
+        )),
+        init(format!(
+            r#"{{"Authorization":"{admin}","headers":{{"Authorization":"Bearer garbage"}}}}"#
+        )),
+    ]
+}
+
+#[tokio::test]
+async fn ambiguous_credentials_in_connection_init_are_closed_with_4403() {
+    let app = TestApp::spawn().await;
+    for text in ambiguous_inits() {
+        let mut ws = WsClient::connect(&app, TRANSPORT_WS).await;
+        ws.send_raw(text.clone()).await;
+        assert_eq!(ws.closed().await, closed(4403, "Forbidden"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_legacy_protocol_answers_ambiguous_credentials_with_connection_error_then_closes() {
+    let app = TestApp::spawn().await;
+    for text in ambiguous_inits() {
+        let mut ws = WsClient::connect(&app, LEGACY_WS).await;
+        ws.send_raw(text.clone()).await;
+        let msg = ws.recv().await.expect("a connection_error");
+        assert_eq!(msg["type"], "connection_error", "{text}: {msg}");
+        assert_eq!(
+            msg["payload"]["extensions"]["code"], "UNAUTHENTICATED",
+            "{msg}"
+        );
+        assert_eq!(ws.closed().await, closed(4403, "Forbidden"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_same_token_at_the_top_level_and_in_headers_is_one_credential() {
+    let app = TestApp::spawn().await;
+    let admin = format!("Bearer {}", TestApp::token(Role::Admin));
+    for protocol in [TRANSPORT_WS, LEGACY_WS] {
+        let mut ws = WsClient::connect(&app, protocol).await;
+        init(
+            &mut ws,
+            json!({"Authorization": admin, "headers": {"authorization": admin}}),
+        )
+        .await;
+        let ack = ws.recv().await.expect("an answer");
+        assert_eq!(ack["type"], "connection_ack", "{protocol}: {ack}");
+    }
+}
+
 #[tokio::test]
 async fn a_valid_token_in_connection_init_is_acknowledged() {
     let app = TestApp::spawn().await;
@@ -539,4 +606,26 @@ async fn a_persisted_query_hash_works_over_the_websocket_once_the_document_was_s
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// message size
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_closed_with_1009() {
+    let app = TestApp::spawn_with(|config| config.max_body_bytes = 4 * 1024).await;
+    for protocol in [TRANSPORT_WS, LEGACY_WS] {
+        let mut ws = WsClient::connected(&app, protocol, None).await;
+        let padding = "x".repeat(8 * 1024);
+        ws.send(json!({"type": "ping", "payload": {"padding": padding}}))
+            .await;
+        let closed = ws.closed().await;
+        assert_eq!(closed.code, 1009, "{protocol}: {closed:?}");
+    }
+    // A message within the limit is served as usual.
+    let mut ws = WsClient::connected(&app, TRANSPORT_WS, None).await;
+    ws.send(json!({"type": "ping", "payload": {"padding": "x".repeat(1024)}}))
+        .await;
+    assert_eq!(ws.recv().await.expect("a pong")["type"], "pong");
 }

@@ -21,14 +21,16 @@
 //!
 //! # Layout
 //! - here: roles, principals, configuration, errors, and the [`Authenticator`] that
-//!   verifies and mints tokens; the helpers for lifetimes and `connection_init` payloads.
+//!   verifies and mints tokens; the helper for token lifetimes.
 //! - `claims`: what is read from a token before and after its signature is checked (the
 //!   peeked header, the claims), what a minted token carries, and how `jsonwebtoken`'s
 //!   errors become [`AuthError`]s.
 //! - `jwks`: RS256 keys from a JWKS URL: fetching, size and time limits, caching by `kid`,
 //!   and the refetch interval.
+//! - `init`: the credential of a WebSocket `connection_init` payload, refusing ambiguous ones.
 
 mod claims;
+mod init;
 mod jwks;
 #[cfg(test)]
 mod tests;
@@ -43,6 +45,7 @@ use rand::RngCore as _;
 use scoreline_core::Secret;
 
 use claims::{map_jwt_error, peek_header, unix_now, Claims, MintClaims};
+pub use init::{token_from_init_message, token_from_init_payload};
 use jwks::{Jwks, JWKS_MIN_REFETCH_INTERVAL};
 
 /// Clock skew tolerated on `exp` and `nbf`. Kept small: it is the time a stolen, expired
@@ -147,6 +150,10 @@ pub enum AuthError {
     UnknownKey,
     #[error("the token's signing keys are unavailable right now")]
     JwksUnavailable,
+    /// More than one credential, e.g. `Authorization` and `authorization` in one
+    /// `connection_init` payload: refused rather than guessed at.
+    #[error("more than one authorization value was sent: send exactly one")]
+    AmbiguousCredentials,
 }
 
 /// Verifies tokens (and mints HS256 ones). Cheap to clone: everything is behind an `Arc`.
@@ -406,30 +413,4 @@ pub fn parse_ttl(raw: &str) -> anyhow::Result<Duration> {
         .checked_mul(seconds_per_unit)
         .with_context(|| format!("invalid token lifetime {raw:?}: the number is too large"))?;
     Ok(Duration::from_secs(seconds))
-}
-
-/// Finds the authorization value in a WebSocket `connection_init` payload: an
-/// `Authorization` key (any case) at the top level, or inside a `headers` object
-/// (`{"headers": {"Authorization": ...}}`). `None` when absent or `null`.
-///
-/// A present value that is not a string is returned as its JSON text, so that it fails
-/// [`Authenticator::authenticate`] as malformed instead of silently meaning anonymous.
-pub fn token_from_init_payload(payload: &serde_json::Value) -> Option<String> {
-    fn authorization(object: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
-        let (_, value) = object
-            .iter()
-            .find(|(key, value)| key.eq_ignore_ascii_case("authorization") && !value.is_null())?;
-        Some(match value {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-    }
-
-    let object = payload.as_object()?;
-    authorization(object).or_else(|| {
-        object
-            .iter()
-            .filter(|(key, _)| key.eq_ignore_ascii_case("headers"))
-            .find_map(|(_, headers)| headers.as_object().and_then(authorization))
-    })
 }

@@ -2510,8 +2510,69 @@ async fn graphiql_can_be_turned_off() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The metrics listener
+// Errors per response, parse errors, and the metrics listener
 // ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn thousands_of_errors_are_capped_at_fifty_the_last_saying_how_many_were_left_out() {
+    let app = TestApp::spawn().await;
+    let query = format!("{{ competitions {{ id {} }} }}", "@nope ".repeat(4000));
+    let response = app
+        .http
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("the server answers");
+    let bytes = response.bytes().await.expect("a body");
+    let body: Value = serde_json::from_slice(&bytes).expect("a JSON body");
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("errors: {body}"));
+    assert_eq!(errors.len(), 50, "{body}");
+    assert!(
+        errors[..49]
+            .iter()
+            .all(|e| e["message"] == "Unknown directive \"nope\""),
+        "{body}"
+    );
+    let last = errors[49]["message"].as_str().unwrap();
+    assert_eq!(
+        last, "3951 more errors were left out: a response reports at most 50",
+        "{body}"
+    );
+    assert_eq!(
+        errors[49]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    assert!(bytes.len() < 16 * 1024, "{} bytes", bytes.len());
+}
+
+#[tokio::test]
+async fn a_parse_error_names_the_position_without_repeating_the_document() {
+    let app = TestApp::spawn().await;
+    let canary = "CANARY_".repeat(500);
+    for query in [
+        format!("{{ match(id: \"{canary}\") {{ id ( }} }}"),
+        format!("{{ {canary} "),
+        format!("query {canary} {{ __typename }} query {canary} {{ __typename }}"),
+    ] {
+        let (_, body) = app.post(&query, json!({}), None).await;
+        let error = &body["errors"][0];
+        let message = error["message"].as_str().expect("a message");
+        assert!(!message.contains("CANARY"), "{message}");
+        assert!(message.contains("at line 1, column "), "{message}");
+        assert_eq!(
+            error["extensions"]["code"], "GRAPHQL_PARSE_FAILED",
+            "{body}"
+        );
+        assert!(
+            error["locations"][0]["column"].as_i64().unwrap() > 0,
+            "{body}"
+        );
+        assert!(!body.to_string().contains("CANARY"), "{body}");
+    }
+}
 
 #[tokio::test]
 async fn with_metrics_addr_metrics_move_to_their_own_listener_and_stop_with_the_server() {

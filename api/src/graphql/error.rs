@@ -117,3 +117,163 @@ pub fn ensure_code(mut error: ServerError, default: &'static str) -> ServerError
     }
     error
 }
+
+/// Most errors one response carries. Validation reports every offence, so a small document
+/// (4,000 unknown directives in 60 KB) could make a response of half a megabyte.
+pub const MAX_ERRORS: usize = 50;
+
+/// Caps `errors` at [`MAX_ERRORS`]: the first `MAX_ERRORS - 1` as they are, then one that says
+/// how many were left out (with the code of the first of those). A capped list is left alone,
+/// so every stage may apply it.
+pub fn cap_errors(mut errors: Vec<ServerError>) -> Vec<ServerError> {
+    if errors.len() <= MAX_ERRORS {
+        return errors;
+    }
+    let left_out = errors.split_off(MAX_ERRORS - 1);
+    let mut summary = ServerError::new(
+        format!(
+            "{} more errors were left out: a response reports at most {MAX_ERRORS}",
+            left_out.len()
+        ),
+        None,
+    );
+    let code = code_of(&left_out[0]).map(str::to_string);
+    summary.extensions = code.map(|code| {
+        let mut extensions = async_graphql::ErrorExtensionValues::default();
+        extensions.set("code", code);
+        extensions
+    });
+    errors.push(summary);
+    errors
+}
+
+/// Parser messages that name nothing from the document.
+const FIXED_PARSE_MESSAGES: [&str; 4] = [
+    "document contains multiple operations",
+    "document does not contain an operation",
+    "recursion limit exceeded.",
+    "invalid number: ",
+];
+
+/// Rewrites a parse error so that it names the position without repeating the document:
+/// the parser's syntax errors quote the offending line, and its duplicate-name errors the
+/// name, which a client could make as long as the body limit allows. What the parser
+/// expected (its grammar's rule names) is kept.
+pub fn parse_error_without_input(mut error: ServerError) -> ServerError {
+    let message = &error.message;
+    if FIXED_PARSE_MESSAGES
+        .iter()
+        .any(|fixed| message.starts_with(fixed) && message.len() <= fixed.len() + 64)
+    {
+        return error;
+    }
+    let what = if message.starts_with("operation ") && message.ends_with(" is defined twice") {
+        "an operation name is defined twice".to_string()
+    } else if message.starts_with("fragment ") && message.ends_with(" is defined twice") {
+        "a fragment name is defined twice".to_string()
+    } else {
+        // pest's layout: ` --> line:column`, the quoted line, then `= expected <rules>`.
+        let expected = message
+            .lines()
+            .filter_map(|line| line.trim_start().strip_prefix("= "))
+            .find(|rest| {
+                (rest.starts_with("expected ") || rest.starts_with("unexpected "))
+                    && rest.len() <= 200
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_, ".contains(&b))
+            });
+        match expected {
+            Some(expected) => format!("syntax error: {expected}"),
+            None => "syntax error".to_string(),
+        }
+    };
+    error.message = match error.locations.first() {
+        Some(pos) => format!("{what} at line {}, column {}", pos.line, pos.column),
+        None => what,
+    };
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::Pos;
+
+    use super::*;
+
+    fn parse_error(query: &str) -> ServerError {
+        let error = async_graphql::parser::parse_query(query).expect_err(query);
+        parse_error_without_input(error.into())
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_position_and_what_was_expected_but_not_the_document() {
+        let secret = "s3cr3t_payload_text";
+        let error = parse_error(&format!("{{ match(id: \"1\") {{ {secret} ( }} }}"));
+        assert!(!error.message.contains(secret), "{}", error.message);
+        assert!(
+            error.message.starts_with("syntax error"),
+            "{}",
+            error.message
+        );
+        assert!(
+            error.message.contains("at line 1, column"),
+            "{}",
+            error.message
+        );
+        assert_eq!(error.locations.len(), 1);
+    }
+
+    #[test]
+    fn a_duplicate_name_is_reported_without_the_name() {
+        let long = "N".repeat(5000);
+        let error = parse_error(&format!("query {long} {{ a }} query {long} {{ b }}"));
+        assert!(!error.message.contains("NNN"), "{}", error.message);
+        assert!(error
+            .message
+            .starts_with("an operation name is defined twice"));
+        let error = parse_error(&format!(
+            "{{ a }} fragment {long} on Query {{ a }} fragment {long} on Query {{ a }}"
+        ));
+        assert!(error
+            .message
+            .starts_with("a fragment name is defined twice"));
+    }
+
+    #[test]
+    fn fixed_parser_messages_are_kept() {
+        let error = parse_error("fragment F on Query { a }");
+        assert_eq!(error.message, "document does not contain an operation");
+    }
+
+    #[test]
+    fn errors_beyond_the_cap_are_summed_up_in_one_more_with_their_code() {
+        let errors: Vec<ServerError> = (0..4000)
+            .map(|i| {
+                ensure_code(
+                    ServerError::new(format!("error {i}"), Some(Pos::default())),
+                    GRAPHQL_VALIDATION_FAILED,
+                )
+            })
+            .collect();
+        let capped = cap_errors(errors);
+        assert_eq!(capped.len(), MAX_ERRORS);
+        assert_eq!(capped[MAX_ERRORS - 2].message, "error 48");
+        let last = &capped[MAX_ERRORS - 1];
+        assert!(
+            last.message.starts_with("3951 more errors"),
+            "{}",
+            last.message
+        );
+        assert_eq!(code_of(last), Some(GRAPHQL_VALIDATION_FAILED));
+        // Capping again changes nothing.
+        let again = cap_errors(capped.clone());
+        assert_eq!(again, capped);
+    }
+
+    #[test]
+    fn a_short_list_is_left_alone() {
+        let errors = vec![ServerError::new("one", None); MAX_ERRORS];
+        assert_eq!(cap_errors(errors.clone()), errors);
+    }
+}

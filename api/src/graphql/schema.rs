@@ -18,7 +18,8 @@ use scoreline_core::store::Store;
 
 use crate::broker::Broker;
 use crate::graphql::error::{
-    ensure_code, BAD_REQUEST, BAD_USER_INPUT, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED,
+    cap_errors, code_of, ensure_code, parse_error_without_input, BAD_REQUEST, BAD_USER_INPUT,
+    GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED,
 };
 use crate::graphql::limits::{DocumentLimits, LimitsExtension};
 use crate::graphql::loader::CatalogLoader;
@@ -79,7 +80,9 @@ pub fn sdl() -> String {
         .sdl_with_options(SDLExportOptions::new().include_specified_by())
 }
 
-/// Gives every error an `extensions.code`, by the stage that raised it.
+/// Gives every error an `extensions.code`, by the stage that raised it; caps the errors of one
+/// response (`cap_errors`) and keeps parse errors from quoting the document back. Every
+/// error of a request, subscription item or WebSocket operation passes through here.
 struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
@@ -89,11 +92,13 @@ impl ExtensionFactory for ErrorCodes {
 }
 
 fn code_all(mut response: Response, code: &'static str) -> Response {
-    response.errors = response
-        .errors
-        .into_iter()
-        .map(|e| ensure_code(e, code))
-        .collect();
+    response.errors = cap_errors(
+        response
+            .errors
+            .into_iter()
+            .map(|e| ensure_code(e, code))
+            .collect(),
+    );
     response
 }
 
@@ -123,9 +128,15 @@ impl Extension for ErrorCodes {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
-            .await
-            .map_err(|e| ensure_code(e, GRAPHQL_PARSE_FAILED))
+        next.run(ctx, query, variables).await.map_err(|e| {
+            // Errors with a code come from the limits, not the parser, and quote nothing.
+            let e = if code_of(&e).is_none() {
+                parse_error_without_input(e)
+            } else {
+                e
+            };
+            ensure_code(e, GRAPHQL_PARSE_FAILED)
+        })
     }
 
     async fn validation(
@@ -134,10 +145,12 @@ impl Extension for ErrorCodes {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| ensure_code(e, GRAPHQL_VALIDATION_FAILED))
-                .collect()
+            cap_errors(
+                errors
+                    .into_iter()
+                    .map(|e| ensure_code(e, GRAPHQL_VALIDATION_FAILED))
+                    .collect(),
+            )
         })
     }
 

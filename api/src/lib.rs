@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - `config`: flags and environment variables.
+//! - `server`: the accept loop (connection bound, header timeout, graceful stop).
+//! - `admission`: client addresses, stream bounds, rate limits.
 //! - `startup`: wiring and `Application` (`build`, `port`, `run_until_stopped`), `router`.
 //! - `http`: GraphQL over HTTP, GraphiQL, health, readiness, `/internal/publish`.
 //! - `ws`: GraphQL over WebSocket (`graphql-transport-ws` and legacy `graphql-ws`), liveness.
@@ -17,6 +19,7 @@
 //! - `demo`, `simulate`: demo data and the live-match simulator.
 //! - `telemetry`: logging.
 
+mod admission;
 mod auth;
 mod broker;
 mod config;
@@ -27,6 +30,7 @@ mod http;
 mod ids;
 mod metrics;
 mod pipeline;
+mod server;
 mod simulate;
 mod startup;
 mod store;

@@ -100,6 +100,15 @@ impl Metrics {
     }
 }
 
+/// Appends one metric (`gauge` or `counter`) in the exposition format; for values kept outside
+/// [`Metrics`] (admission, the accept loop, persisted documents).
+pub fn write_metric(out: &mut String, name: &str, help: &str, kind: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,10 +22,11 @@
 //! waits for room in the outbox. `docs/subscriptions.md` describes the policy for slow clients.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::Request;
+use async_graphql::{ErrorExtensions as _, Request};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::stream::SplitSink;
@@ -36,6 +37,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::admission::Admission;
 use crate::auth::{token_from_init_payload, Authenticator, Principal};
 use crate::fanout::{
     self, complete_frame, is_request_error, json_frame, next_type, refusal_frames, Entry, Fanout,
@@ -98,6 +100,9 @@ pub struct WsContext {
     pub fanout: Arc<Fanout>,
     pub metrics: Arc<Metrics>,
     pub persisted: Arc<PersistedDocuments>,
+    pub admission: Arc<Admission>,
+    /// The client's address, for its rate.
+    pub address: IpAddr,
     /// Flips to true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -493,6 +498,21 @@ impl Connection {
                 self.refuse(&id, coded(error.to_string(), UNAUTHENTICATED));
                 return CONTINUE;
             }
+        }
+        // Anonymous operations count against their address's rate, signed-in ones against
+        // their subject's.
+        let rate = match &self.principal {
+            None => self.ctx.admission.by_address.take(&self.ctx.address, 1),
+            Some(p) => self.ctx.admission.by_subject.take(&p.subject, 1),
+        };
+        if let Err(refusal) = rate {
+            let error = coded(refusal.message(), refusal.code());
+            let retry = refusal.retry_after_secs();
+            self.refuse(
+                &id,
+                error.extend_with(|_, e| e.set("retryAfterSeconds", retry)),
+            );
+            return CONTINUE;
         }
         if self.operations.len() >= self.ctx.settings.max_subscriptions {
             let message = format!(

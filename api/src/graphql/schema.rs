@@ -48,7 +48,7 @@ impl Default for SchemaLimits {
     fn default() -> Self {
         Self {
             max_depth: 12,
-            max_complexity: 500,
+            max_complexity: 5000,
             introspection: true,
         }
     }

@@ -82,7 +82,9 @@ pub fn router(state: AppState, options: &RouterOptions) -> anyhow::Result<Router
         .route("/readyz", get(http::readyz))
         .route("/metrics", get(http::metrics));
     if options.graphiql {
-        public = public.route("/", get(http::graphiql));
+        public = public
+            .route("/", get(http::graphiql_page))
+            .route("/graphiql/{file}", get(http::graphiql_asset));
     }
     // Browser apps on other origins call the API; the publish endpoint is for the
     // stream-handler only, so it gets no CORS.

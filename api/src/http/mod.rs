@@ -4,25 +4,27 @@
 //! # Layout
 //! - `graphql`: GraphQL over HTTP (media types, status codes, batches, persisted documents),
 //!   and the WebSocket upgrade.
+//! - `graphiql`: the GraphiQL page and its files, embedded in the binary.
 //! - `publish`: `POST /internal/publish`.
 //! - `access`: the access log.
-//! - here: GraphiQL, health, readiness, metrics, CORS.
+//! - here: health, readiness, metrics, CORS.
 
 mod access;
+mod graphiql;
 mod graphql;
 mod publish;
 
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 pub use access::access_log;
+pub use graphiql::{graphiql_asset, graphiql_page};
 pub use graphql::{graphql_get, graphql_post};
 pub use publish::publish;
 
@@ -61,16 +63,6 @@ pub fn cors(allowed_origins: &str) -> anyhow::Result<CorsLayer> {
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([header::ETAG, header::RETRY_AFTER])
         .max_age(Duration::from_secs(24 * 3600)))
-}
-
-pub async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("Scoreline")
-            .finish(),
-    )
 }
 
 pub async fn healthz() -> &'static str {

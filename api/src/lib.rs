@@ -35,6 +35,8 @@ mod simulate;
 mod startup;
 mod store;
 mod telemetry;
+#[cfg(test)]
+mod testing;
 mod ws;
 
 // The surface `main.rs` and the tests use; everything else stays inside the crate.

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub subscription_executions: AtomicU64,
     /// Frames queued for subscribers (`next`/`data`).
     pub frames_queued: AtomicU64,
+    /// Bytes waiting in WebSocket outboxes now, all connections together.
+    pub queued_bytes: AtomicI64,
     /// State frames replaced by a newer one for a subscriber that fell behind.
     pub frames_conflated: AtomicU64,
     /// Connections closed because an event subscription's queue overflowed.
@@ -54,6 +56,11 @@ impl Metrics {
                 "scoreline_shared_executions",
                 "Shared subscription executions running.",
                 &self.shared_executions,
+            ),
+            (
+                "scoreline_ws_queued_bytes",
+                "Bytes waiting in WebSocket outboxes.",
+                &self.queued_bytes,
             ),
         ];
         for (name, help, value) in gauges {

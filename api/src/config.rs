@@ -127,6 +127,14 @@ pub struct Config {
     /// Milliseconds between polls of an idle stream.
     #[arg(long, env = "STREAM_POLL_INTERVAL_MS", default_value_t = 200)]
     pub stream_poll_interval_ms: u64,
+    /// Records the memory store's change feed holds (STORE=memory): when the pipeline falls
+    /// this far behind, writes wait for room.
+    #[arg(long, env = "CHANGE_FEED_CAPACITY", default_value_t = crate::store::memory::DEFAULT_FEED_CAPACITY)]
+    pub change_feed_capacity: usize,
+    /// Milliseconds a write waits for room in a full change feed before it fails with
+    /// SERVICE_UNAVAILABLE (nothing written).
+    #[arg(long, env = "CHANGE_FEED_WAIT_MS", default_value_t = 5000)]
+    pub change_feed_wait_ms: u64,
 
     /// HS256 secret for tokens; without it (and without a JWKS URL) a random secret is made for
     /// the process and an admin token printed at start-up.
@@ -291,6 +299,15 @@ impl Config {
             endpoint: self.dynamodb_endpoint.clone(),
             region: None,
             local_credentials: self.dynamodb_local,
+        }
+    }
+
+    /// The memory store's settings.
+    pub fn memory(&self) -> crate::store::MemoryOptions {
+        crate::store::MemoryOptions {
+            feed_capacity: self.change_feed_capacity,
+            feed_wait: Duration::from_millis(self.change_feed_wait_ms),
+            ..Default::default()
         }
     }
 

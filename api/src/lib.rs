@@ -16,6 +16,7 @@
 //! - `store`: store backends (the port is in `scoreline-core`).
 //! - `broker`: the broker port and its backends.
 //! - `pipeline`: the intake that dedupes and fans out change batches; the embedded pipeline.
+//! - `recent`: a bounded memory of matches (what was last seen of each) for dedupe.
 //! - `demo`, `simulate`: demo data and the live-match simulator.
 //! - `telemetry`: logging.
 
@@ -30,13 +31,14 @@ mod http;
 mod ids;
 mod metrics;
 mod pipeline;
+mod recent;
 mod server;
 mod simulate;
 mod startup;
 mod store;
 mod telemetry;
 #[cfg(test)]
-mod testing;
+mod test_support;
 mod ws;
 
 // The surface `main.rs` and the tests use; everything else stays inside the crate.
@@ -48,5 +50,5 @@ pub use config::{BrokerKind, Cli, Command, Config, LogFormat, StoreKind, StreamS
 pub use graphql::persisted::Required as PersistedDocumentsRequired;
 pub use graphql::sdl;
 pub use startup::{router, AppState, Application, RouterOptions};
-pub use store::{DynamoConfig, DynamoStore, MemoryStore};
+pub use store::{DynamoConfig, DynamoStore, MemoryOptions, MemoryStore};
 pub use telemetry::init as init_telemetry;

@@ -139,12 +139,17 @@ impl Application {
                 )?)
             }
         };
-        let intake = Arc::new(Intake::new(broker.clone()));
+        let metrics = Arc::new(Metrics::default());
+        let intake = Arc::new(Intake::new(broker.clone(), metrics.clone()));
         let mut background = Vec::new();
         let store: Arc<dyn Store> = match config.store {
             StoreKind::Memory => {
-                let (store, feed) = MemoryStore::new();
-                background.push(spawn_embedded(feed, intake.clone() as Arc<dyn Publisher>));
+                let (store, feed) = MemoryStore::with_metrics(config.memory(), metrics.clone());
+                background.push(spawn_embedded(
+                    feed,
+                    intake.clone() as Arc<dyn Publisher>,
+                    metrics.clone(),
+                ));
                 Arc::new(store)
             }
             StoreKind::Dynamodb => {
@@ -168,6 +173,7 @@ impl Application {
             Services {
                 store: store.clone(),
                 broker: broker.clone(),
+                metrics: metrics.clone(),
             },
             SchemaLimits {
                 max_depth: config.max_query_depth,
@@ -199,7 +205,6 @@ impl Application {
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let intake_changes = intake.changes();
-        let metrics = Arc::new(Metrics::default());
         let fanout = Arc::new(Fanout::new(schema.clone(), metrics.clone()));
         let state = AppState {
             schema,

@@ -715,7 +715,7 @@ mod tests {
 
     fn context() -> WsContext {
         let metrics = Arc::new(Metrics::default());
-        let schema = crate::testing::panicking_schema();
+        let schema = crate::test_support::panicking_schema();
         WsContext {
             schema: schema.clone(),
             auth: Authenticator::new(crate::auth::AuthConfig {
@@ -748,7 +748,7 @@ mod tests {
     async fn an_operation_that_panics_closes_with_4500_or_ends_alone_on_the_legacy_protocol() {
         let query = format!(
             "subscription {{ matchUpdated(id: \"{}\", sinceVersion: 0) {{ version }} }}",
-            crate::testing::PANICKING_MATCH
+            crate::test_support::PANICKING_MATCH
         );
         for protocol in [Protocol::GraphqlTransportWs, Protocol::LegacyGraphqlWs] {
             let ctx = context();

@@ -293,7 +293,7 @@ mod tests {
 
     use super::*;
     use crate::fanout::{analyze, Entry, MemberSpec};
-    use crate::testing::{panicking_schema, PANICKING_MATCH};
+    use crate::test_support::{panicking_schema, PANICKING_MATCH};
 
     /// Waits for the frames an outbox gets, bounded.
     async fn frames(outbox: &Outbox, count: usize) -> Vec<String> {

@@ -1,19 +1,47 @@
-//! Test support shared by unit tests: a store that panics on demand, to prove that a failure
-//! inside one operation is contained.
+//! Builders for unit tests across the crate, and a store that panics on demand to prove that a
+//! failure inside one operation is contained.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use scoreline_core::model::{Competition, Match, MatchEvent, Team};
+use chrono::{DateTime, TimeZone, Utc};
+use scoreline_core::model::{Competition, Details, Match, MatchEvent, Score, Team};
 use scoreline_core::store::{
     CommitError, MatchFilter, MatchWrite, Page, PageRequest, Store, StoreError,
 };
-use scoreline_core::{ClientMutationId, CompetitionId, MatchId, Sport, TeamId};
+use scoreline_core::{ClientMutationId, CompetitionId, MatchId, MatchStatus, Sport, TeamId};
 
 use crate::broker::MemoryBroker;
 use crate::graphql::schema::Services;
 use crate::graphql::{build_schema, SchemaLimits, ScorelineSchema};
 use crate::store::MemoryStore;
+
+/// An instant `seconds` after a fixed base, so tests order times without reading the clock.
+pub fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 15, 0, 0).unwrap() + chrono::Duration::seconds(seconds)
+}
+
+/// A scheduled soccer match of competition `c`, version `version`, changed at `at(changed)`.
+pub fn a_match(id: &str, version: u64, changed: i64) -> Match {
+    Match {
+        id: MatchId::parse(id).unwrap(),
+        sport: Sport::Soccer,
+        competition_id: CompetitionId::parse("c").unwrap(),
+        home_team_id: TeamId::parse("home").unwrap(),
+        away_team_id: TeamId::parse("away").unwrap(),
+        start_time: at(0),
+        venue: None,
+        status: MatchStatus::Scheduled,
+        score: Score::default(),
+        periods: vec![],
+        clock: None,
+        details: Details::initial(Sport::Soccer),
+        last_seq: 0,
+        version,
+        created_at: at(0),
+        updated_at: at(changed),
+    }
+}
 
 /// The id whose lookup panics.
 pub const PANICKING_MATCH: &str = "boom";
@@ -28,6 +56,7 @@ pub fn panicking_schema() -> ScorelineSchema {
         Services {
             store: Arc::new(PanickingStore(store)),
             broker: Arc::new(MemoryBroker::default()),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         },
         SchemaLimits::default(),
     )

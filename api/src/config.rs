@@ -131,6 +131,14 @@ pub struct Config {
     /// Milliseconds between polls of an idle stream.
     #[arg(long, env = "STREAM_POLL_INTERVAL_MS", default_value_t = 200)]
     pub stream_poll_interval_ms: u64,
+    /// Records the memory store's change feed holds (STORE=memory): when the pipeline falls
+    /// this far behind, writes wait for room.
+    #[arg(long, env = "CHANGE_FEED_CAPACITY", default_value_t = crate::store::memory::DEFAULT_FEED_CAPACITY)]
+    pub change_feed_capacity: usize,
+    /// Milliseconds a write waits for room in a full change feed before it fails with
+    /// SERVICE_UNAVAILABLE (nothing written).
+    #[arg(long, env = "CHANGE_FEED_WAIT_MS", default_value_t = 5000)]
+    pub change_feed_wait_ms: u64,
 
     /// HS256 secret for tokens; without it (and without a JWKS URL) a random secret is made for
     /// the process and an admin token printed at start-up.
@@ -180,7 +188,9 @@ pub struct Config {
     pub max_publish_body_bytes: usize,
     #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
     pub max_query_depth: usize,
-    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 500)]
+    /// The most fields a query's response can hold, as estimated before it runs: each list's
+    /// selection multiplied by the items it can return (`first`).
+    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 5000)]
     pub max_query_complexity: usize,
     /// Answer introspection (`__schema`, `__type`): GraphiQL, codegen and schema tools need it.
     /// Production apps may turn it off; `__typename` always works.
@@ -209,6 +219,39 @@ pub struct Config {
         default_value = "none"
     )]
     pub persisted_documents_required: Required,
+    /// Most TCP connections open at once; 0 takes the descriptor limit less a reserve. Beyond
+    /// it a new connection gets 503 `TOO_MANY_CONNECTIONS` and is closed.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+    /// Seconds a connection has to send a request's headers, and an idle keep-alive connection
+    /// stays open.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds one HTTP request may take, body included (408 beyond).
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Most GraphQL requests executing at once over HTTP; others wait up to the request
+    /// timeout, then get 503.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
+    /// Most WebSockets and HTTP streams open at once (0: MAX_CONNECTIONS).
+    #[arg(long, env = "MAX_STREAMS", default_value_t = 0)]
+    pub max_streams: usize,
+    /// Most WebSockets and HTTP streams open from one client address (0: no limit).
+    #[arg(long, env = "MAX_STREAMS_PER_ADDRESS", default_value_t = 500)]
+    pub max_streams_per_address: usize,
+    /// Load balancers in front of the API that append to `X-Forwarded-For` (1 behind an ALB);
+    /// 0 uses the TCP peer as the client's address.
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
+    /// Anonymous requests, WebSocket upgrades and anonymous operations per second from one
+    /// client address (bursts of twice that); 0 turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_PER_ADDRESS", default_value_t = 100)]
+    pub rate_limit_per_address: u32,
+    /// Mutations and subscriptions per second of one signed-in subject (bursts of twice that);
+    /// 0 turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_PER_SUBJECT", default_value_t = 100)]
+    pub rate_limit_per_subject: u32,
     /// Most concurrent subscriptions on one WebSocket connection.
     #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 100)]
     pub max_subscriptions_per_connection: usize,
@@ -241,10 +284,16 @@ pub struct Config {
 
 impl Config {
     /// Defaults for tests: a free port, no demo data, fixed secrets from the caller.
+    /// Defaults for tests: a free port, no demo data. Every test client comes from 127.0.0.1
+    /// and some send thousands of requests: the per-address bounds and the rate limits are off
+    /// unless a test sets them.
     pub fn for_tests() -> Self {
         let mut config = Cli::parse_from(["api"]).serve;
         config.port = 0;
         config.demo = false;
+        config.max_streams_per_address = 0;
+        config.rate_limit_per_address = 0;
+        config.rate_limit_per_subject = 0;
         config
     }
 
@@ -263,6 +312,15 @@ impl Config {
             endpoint: self.dynamodb_endpoint.clone(),
             region: None,
             local_credentials: self.dynamodb_local,
+        }
+    }
+
+    /// The memory store's settings.
+    pub fn memory(&self) -> crate::store::MemoryOptions {
+        crate::store::MemoryOptions {
+            feed_capacity: self.change_feed_capacity,
+            feed_wait: Duration::from_millis(self.change_feed_wait_ms),
+            ..Default::default()
         }
     }
 

@@ -422,10 +422,7 @@ mod tests {
         let page = store
             .matches(
                 &Default::default(),
-                &scoreline_core::store::PageRequest {
-                    first: 100,
-                    after: None,
-                },
+                &scoreline_core::store::PageRequest::new(100, None),
             )
             .await
             .unwrap();

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - `config`: flags and environment variables.
+//! - `server`: the accept loop (connection bound, header timeout, graceful stop).
+//! - `admission`: client addresses, stream bounds, rate limits.
 //! - `startup`: wiring and `Application` (`build`, `port`, `run_until_stopped`), `router`.
 //! - `http`: GraphQL over HTTP, GraphiQL, health, readiness, `/internal/publish`.
 //! - `ws`: GraphQL over WebSocket (`graphql-transport-ws` and legacy `graphql-ws`), liveness.
@@ -14,9 +16,11 @@
 //! - `store`: store backends (the port is in `scoreline-core`).
 //! - `broker`: the broker port and its backends.
 //! - `pipeline`: the intake that dedupes and fans out change batches; the embedded pipeline.
+//! - `recent`: a bounded memory of matches (what was last seen of each) for dedupe.
 //! - `demo`, `simulate`: demo data and the live-match simulator.
 //! - `telemetry`: logging.
 
+mod admission;
 mod auth;
 mod broker;
 mod config;
@@ -27,10 +31,14 @@ mod http;
 mod ids;
 mod metrics;
 mod pipeline;
+mod recent;
+mod server;
 mod simulate;
 mod startup;
 mod store;
 mod telemetry;
+#[cfg(test)]
+mod test_support;
 mod ws;
 
 // The surface `main.rs` and the tests use; everything else stays inside the crate.
@@ -42,7 +50,7 @@ pub use config::{BrokerKind, Cli, Command, Config, LogFormat, StoreKind, StreamS
 pub use graphql::persisted::Required as PersistedDocumentsRequired;
 pub use graphql::sdl;
 pub use startup::{router, AppState, Application, RouterOptions};
-pub use store::{DynamoConfig, DynamoStore, MemoryStore};
+pub use store::{DynamoConfig, DynamoStore, MemoryOptions, MemoryStore};
 pub use telemetry::init as init_telemetry;
 
 /// The parsers a WebSocket client's messages go through, for the fuzz targets in `fuzz/`; not

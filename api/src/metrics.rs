@@ -17,6 +17,8 @@ pub struct Metrics {
     pub subscription_executions: AtomicU64,
     /// Frames queued for subscribers (`next`/`data`).
     pub frames_queued: AtomicU64,
+    /// Bytes waiting in WebSocket outboxes now, all connections together.
+    pub queued_bytes: AtomicI64,
     /// State frames replaced by a newer one for a subscriber that fell behind.
     pub frames_conflated: AtomicU64,
     /// Connections closed because an event subscription's queue overflowed.
@@ -34,6 +36,32 @@ pub struct Metrics {
     /// Publish requests signed with `PUBLISH_SECRET_PREVIOUS`: zero for a while means a
     /// rotation is complete.
     pub publish_previous_secret: AtomicU64,
+    /// Matches the intake remembers the newest published version and seq of (dedupe).
+    pub intake_tracked_matches: AtomicI64,
+    /// Matches the intake forgot to stay within its bound (the least recently changed).
+    pub intake_evictions: AtomicU64,
+    /// Changes the intake dropped as older than what it forgot (a redelivery of old news).
+    pub intake_stale_drops: AtomicU64,
+    /// Matches all `matchesUpdated` subscriptions together remember having seen.
+    pub matches_updated_tracked: AtomicI64,
+    /// Matches a `matchesUpdated` subscription forgot to stay within its bound.
+    pub matches_updated_evictions: AtomicU64,
+    /// Changes a `matchesUpdated` subscription dropped as older than what it forgot.
+    pub matches_updated_stale_drops: AtomicU64,
+    /// `matchesUpdated` catch-ups that stopped at their read budget before the end.
+    pub resyncs_truncated: AtomicU64,
+    /// Idempotency records the memory store holds.
+    pub idempotency_records: AtomicI64,
+    /// Idempotency records the memory store removed after they expired.
+    pub idempotency_expired: AtomicU64,
+    /// Records waiting in the memory store's change feed.
+    pub change_feed_records: AtomicI64,
+    /// Writes that found the change feed full and waited for room.
+    pub change_feed_waits: AtomicU64,
+    /// Writes refused (SERVICE_UNAVAILABLE) because the change feed stayed full.
+    pub change_feed_full: AtomicU64,
+    /// `matches` pages ended early by their read budget.
+    pub listing_budget_stops: AtomicU64,
 }
 
 impl Metrics {
@@ -43,6 +71,10 @@ impl Metrics {
 
     pub fn add(gauge: &AtomicI64, delta: i64) {
         gauge.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    pub fn set(gauge: &AtomicI64, value: i64) {
+        gauge.store(value, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -68,6 +100,31 @@ impl Metrics {
                 "scoreline_publish_replay_entries",
                 "Signed publish requests remembered to refuse their replays.",
                 &self.publish_replay_entries,
+            ),
+            (
+                "scoreline_ws_queued_bytes",
+                "Bytes waiting in WebSocket outboxes.",
+                &self.queued_bytes,
+            ),
+            (
+                "scoreline_intake_tracked_matches",
+                "Matches the publish intake remembers for dedupe (bounded).",
+                &self.intake_tracked_matches,
+            ),
+            (
+                "scoreline_matches_updated_tracked_matches",
+                "Matches remembered by all matchesUpdated subscriptions (bounded per subscription).",
+                &self.matches_updated_tracked,
+            ),
+            (
+                "scoreline_idempotency_records",
+                "Idempotency records held by the memory store (expire after their TTL).",
+                &self.idempotency_records,
+            ),
+            (
+                "scoreline_change_feed_records",
+                "Records waiting in the memory store's change feed (bounded).",
+                &self.change_feed_records,
             ),
         ];
         for (name, help, value) in gauges {
@@ -120,6 +177,51 @@ impl Metrics {
                 "Publish requests signed with PUBLISH_SECRET_PREVIOUS.",
                 &self.publish_previous_secret,
             ),
+            (
+                "scoreline_intake_evictions_total",
+                "Matches the publish intake forgot, least recently changed first.",
+                &self.intake_evictions,
+            ),
+            (
+                "scoreline_intake_stale_drops_total",
+                "Changes the publish intake dropped as older than what it forgot.",
+                &self.intake_stale_drops,
+            ),
+            (
+                "scoreline_matches_updated_evictions_total",
+                "Matches a matchesUpdated subscription forgot, least recently changed first.",
+                &self.matches_updated_evictions,
+            ),
+            (
+                "scoreline_matches_updated_stale_drops_total",
+                "Changes a matchesUpdated subscription dropped as older than what it forgot.",
+                &self.matches_updated_stale_drops,
+            ),
+            (
+                "scoreline_resyncs_truncated_total",
+                "matchesUpdated catch-ups that stopped at their read budget.",
+                &self.resyncs_truncated,
+            ),
+            (
+                "scoreline_idempotency_expired_total",
+                "Idempotency records the memory store removed after they expired.",
+                &self.idempotency_expired,
+            ),
+            (
+                "scoreline_change_feed_waits_total",
+                "Writes that waited for room in the memory store's change feed.",
+                &self.change_feed_waits,
+            ),
+            (
+                "scoreline_change_feed_full_total",
+                "Writes refused with SERVICE_UNAVAILABLE because the change feed stayed full.",
+                &self.change_feed_full,
+            ),
+            (
+                "scoreline_listing_budget_stops_total",
+                "matches pages ended early by their read budget.",
+                &self.listing_budget_stops,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -127,6 +229,15 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Appends one metric (`gauge` or `counter`) in the exposition format; for values kept outside
+/// [`Metrics`] (admission, the accept loop, persisted documents).
+pub fn write_metric(out: &mut String, name: &str, help: &str, kind: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
 
 #[cfg(test)]

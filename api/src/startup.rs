@@ -7,16 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use scoreline_core::publish::Publisher;
 use scoreline_core::store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
+use crate::admission::{Admission, RateLimiter, Streams, MAX_RATE_KEYS};
 use crate::auth::{Authenticator, Role};
 use crate::broker::{Broker, MemoryBroker, RedisBroker, RedisBrokerConfig};
 use crate::config::{BrokerKind, Config, StoreKind, StreamStart};
@@ -28,6 +32,7 @@ use crate::graphql::schema::Services;
 use crate::graphql::{build_schema, SchemaLimits, ScorelineSchema};
 use crate::metrics::Metrics;
 use crate::pipeline::{spawn_embedded, Intake};
+use crate::server::{self, ConnectionStats, ServerLimits};
 use crate::store::{DynamoStore, MemoryStore};
 use crate::ws::WsSettings;
 use crate::{demo, http, simulate};
@@ -51,6 +56,11 @@ pub struct AppState {
     pub responses: Arc<ResponseCache>,
     pub max_body_bytes: usize,
     pub max_batch_operations: usize,
+    pub admission: Arc<Admission>,
+    /// Permits for GraphQL executions over HTTP (`MAX_CONCURRENT_REQUESTS`).
+    pub work: Arc<Semaphore>,
+    pub request_timeout: Duration,
+    pub connections: Arc<ConnectionStats>,
     pub max_publish_body_bytes: usize,
     pub shutdown: watch::Receiver<bool>,
 }
@@ -64,6 +74,8 @@ pub struct RouterOptions {
     pub access_log: bool,
     /// Serve `/metrics` on the public port (no `METRICS_ADDR`).
     pub public_metrics: bool,
+    /// Most time one request may take (408 beyond).
+    pub request_timeout: Duration,
 }
 
 pub fn router(state: AppState, options: &RouterOptions) -> anyhow::Result<Router> {
@@ -75,12 +87,18 @@ pub fn router(state: AppState, options: &RouterOptions) -> anyhow::Result<Router
         public = public.route("/metrics", get(http::metrics));
     }
     if options.graphiql {
-        public = public.route("/", get(http::graphiql));
+        public = public
+            .route("/", get(http::graphiql_page))
+            .route("/graphiql/{file}", get(http::graphiql_asset));
     }
     // Browser apps on other origins call the API; the publish endpoint is for the
     // stream-handler only, so it gets no CORS.
     let public = public
         .layer(RequestBodyLimitLayer::new(state.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            options.request_timeout,
+        ))
         .layer(http::cors(&options.cors_allowed_origins)?);
     // Change batches are larger than client requests: the publish endpoint has its own limit.
     let internal = Router::new()
@@ -102,6 +120,7 @@ pub fn metrics_router(state: AppState) -> Router {
 
 pub struct Application {
     listener: TcpListener,
+    limits: ServerLimits,
     router: Router,
     /// The metrics listener and its router, with `METRICS_ADDR`.
     metrics: Option<(TcpListener, Router)>,
@@ -134,12 +153,17 @@ impl Application {
                 )?)
             }
         };
-        let intake = Arc::new(Intake::new(broker.clone()));
+        let metrics = Arc::new(Metrics::default());
+        let intake = Arc::new(Intake::new(broker.clone(), metrics.clone()));
         let mut background = Vec::new();
         let store: Arc<dyn Store> = match config.store {
             StoreKind::Memory => {
-                let (store, feed) = MemoryStore::new();
-                background.push(spawn_embedded(feed, intake.clone() as Arc<dyn Publisher>));
+                let (store, feed) = MemoryStore::with_metrics(config.memory(), metrics.clone());
+                background.push(spawn_embedded(
+                    feed,
+                    intake.clone() as Arc<dyn Publisher>,
+                    metrics.clone(),
+                ));
                 Arc::new(store)
             }
             StoreKind::Dynamodb => {
@@ -163,6 +187,7 @@ impl Application {
             Services {
                 store: store.clone(),
                 broker: broker.clone(),
+                metrics: metrics.clone(),
             },
             SchemaLimits {
                 max_depth: config.max_query_depth,
@@ -188,9 +213,12 @@ impl Application {
         } else if config.persisted_documents_required != Required::None {
             anyhow::bail!("PERSISTED_DOCUMENTS_REQUIRED needs a manifest: set PERSISTED_DOCUMENTS");
         }
+        let max_connections = match config.max_connections {
+            0 => server::connection_capacity(),
+            n => n,
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let intake_changes = intake.changes();
-        let metrics = Arc::new(Metrics::default());
         let fanout = Arc::new(Fanout::new(schema.clone(), metrics.clone()));
         let state = AppState {
             schema,
@@ -220,6 +248,22 @@ impl Application {
             )),
             max_body_bytes: config.max_body_bytes,
             max_batch_operations: config.max_batch_operations.max(1),
+            admission: Arc::new(Admission {
+                streams: Streams::new(
+                    if config.max_streams == 0 {
+                        max_connections
+                    } else {
+                        config.max_streams
+                    },
+                    config.max_streams_per_address,
+                ),
+                by_address: RateLimiter::new(config.rate_limit_per_address, MAX_RATE_KEYS),
+                by_subject: RateLimiter::new(config.rate_limit_per_subject, MAX_RATE_KEYS),
+                trusted_proxy_hops: config.trusted_proxy_hops,
+            }),
+            work: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
+            request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
+            connections: Arc::new(ConnectionStats::default()),
             max_publish_body_bytes: config.max_publish_body_bytes,
             shutdown: shutdown_rx,
         };
@@ -246,8 +290,13 @@ impl Application {
                     cors_allowed_origins: config.cors_allowed_origins.clone(),
                     access_log: config.access_log,
                     public_metrics: config.metrics_addr.is_none(),
+                    request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
                 },
             )?,
+            limits: ServerLimits {
+                max_connections,
+                header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
+            },
             state,
             admin_token,
             shutdown_tx,
@@ -305,13 +354,19 @@ impl Application {
             let _ = shutdown_tx.send(true);
             let _ = stopping_tx.send(true);
         };
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(graceful);
+        let server = server::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            self.state.connections.clone(),
+            graceful,
+        );
         let deadline = async move {
             let _ = stopping_rx.wait_for(|s| *s).await;
             tokio::time::sleep(timeout).await;
         };
         tokio::select! {
-            result = server => result.context("server error")?,
+            () = server => {}
             () = deadline => tracing::warn!("shutdown deadline passed; exiting with connections open"),
         }
         for task in self.background {

@@ -22,20 +22,22 @@
 //! waits for room in the outbox. `docs/subscriptions.md` describes the policy for slow clients.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::Request;
+use async_graphql::{ErrorExtensions as _, Request};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::stream::SplitSink;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt as _, SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::admission::Admission;
 use crate::auth::{token_from_init_message, AuthError, Authenticator, Principal};
 use crate::fanout::{
     self, complete_frame, is_request_error, json_frame, next_type, refusal_frames, Entry, Fanout,
@@ -98,6 +100,9 @@ pub struct WsContext {
     pub fanout: Arc<Fanout>,
     pub metrics: Arc<Metrics>,
     pub persisted: Arc<PersistedDocuments>,
+    pub admission: Arc<Admission>,
+    /// The client's address, for its rate.
+    pub address: IpAddr,
     /// Flips to true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -170,7 +175,7 @@ pub async fn serve(
     Metrics::add(&ctx.metrics.ws_connections, 1);
     let opened = Instant::now();
     let (sink, mut stream) = socket.split();
-    let outbox = Arc::new(Outbox::default());
+    let outbox = Arc::new(Outbox::new(ctx.metrics.clone()));
     let mut writer = tokio::spawn(write_loop(sink, outbox.clone()));
 
     let mut conn = Connection {
@@ -519,6 +524,21 @@ impl Connection {
                 return CONTINUE;
             }
         }
+        // Anonymous operations count against their address's rate, signed-in ones against
+        // their subject's.
+        let rate = match &self.principal {
+            None => self.ctx.admission.by_address.take(&self.ctx.address, 1),
+            Some(p) => self.ctx.admission.by_subject.take(&p.subject, 1),
+        };
+        if let Err(refusal) = rate {
+            let error = coded(refusal.message(), refusal.code());
+            let retry = refusal.retry_after_secs();
+            self.refuse(
+                &id,
+                error.extend_with(|_, e| e.set("retryAfterSeconds", retry)),
+            );
+            return CONTINUE;
+        }
         if self.operations.len() >= self.ctx.settings.max_subscriptions {
             let message = format!(
                 "at most {} operations may run on one connection",
@@ -589,11 +609,60 @@ impl Connection {
     }
 }
 
+/// Close code for a connection whose operation failed inside the server: 4500, as the
+/// graphql-ws reference server closes with it.
+const INTERNAL_ERROR_CLOSE: (u16, &str) = (4500, "Internal server error");
+
+/// Runs an operation of its own (see [`execute_operation`]), containing a panic: on
+/// graphql-transport-ws the connection is closed with 4500, as the reference server does; the
+/// legacy protocol has no such code, so only the operation ends, with an `INTERNAL_SERVER_ERROR`
+/// result. Other connections and operations never notice.
+async fn run_operation(
+    ctx: WsContext,
+    request: Request,
+    id: String,
+    protocol: Protocol,
+    outbox: Arc<Outbox>,
+    generation: u64,
+    subscription: bool,
+) {
+    let run = execute_operation(
+        ctx,
+        request,
+        id.clone(),
+        protocol,
+        outbox.clone(),
+        generation,
+        subscription,
+    );
+    if std::panic::AssertUnwindSafe(run)
+        .catch_unwind()
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    tracing::error!(operation = %id, "a WebSocket operation panicked");
+    match protocol {
+        Protocol::GraphqlTransportWs => {
+            outbox.close(INTERNAL_ERROR_CLOSE.0, INTERNAL_ERROR_CLOSE.1);
+        }
+        Protocol::LegacyGraphqlWs => {
+            outbox.op_ended(id.clone(), generation);
+            for frame in refusal_frames(protocol, &id, &[fanout::internal_error()])
+                .into_iter()
+                .flatten()
+            {
+                outbox.push_frame(frame);
+            }
+        }
+    }
+}
+
 /// Runs an operation that shares no execution: queries and mutations over WebSocket, and
 /// subscriptions whose text carries their resume arguments. It waits while its queue is full;
 /// a subscription that lags meanwhile catches up from the store.
-#[allow(clippy::too_many_arguments)]
-async fn run_operation(
+async fn execute_operation(
     ctx: WsContext,
     request: Request,
     id: String,
@@ -666,6 +735,77 @@ mod tests {
     fn an_offer_without_a_graphql_protocol_is_refused() {
         for offer in ["", "mqtt", "graphql", "graphql-ws-extra"] {
             assert_eq!(Protocol::from_header(offer), None, "{offer}");
+        }
+    }
+
+    fn context() -> WsContext {
+        let metrics = Arc::new(Metrics::default());
+        let schema = crate::test_support::panicking_schema();
+        WsContext {
+            schema: schema.clone(),
+            auth: Authenticator::new(crate::auth::AuthConfig {
+                jwt_secret: Some("ws-unit-test-secret-0123456789abcdef".into()),
+                ..Default::default()
+            })
+            .unwrap(),
+            settings: WsSettings {
+                init_timeout: Duration::from_secs(3),
+                keepalive: Duration::from_secs(15),
+                idle_timeout: Duration::from_secs(45),
+                max_subscriptions: 10,
+                access_log: false,
+            },
+            fanout: Arc::new(Fanout::new(schema, metrics.clone())),
+            metrics,
+            persisted: Arc::new(PersistedDocuments::new(0)),
+            admission: Arc::new(Admission {
+                streams: crate::admission::Streams::new(0, 0),
+                by_address: crate::admission::RateLimiter::new(0, 1),
+                by_subject: crate::admission::RateLimiter::new(0, 1),
+                trusted_proxy_hops: 0,
+            }),
+            address: [127, 0, 0, 1].into(),
+            shutdown: watch::channel(false).1,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_operation_that_panics_closes_with_4500_or_ends_alone_on_the_legacy_protocol() {
+        let query = format!(
+            "subscription {{ matchUpdated(id: \"{}\", sinceVersion: 0) {{ version }} }}",
+            crate::test_support::PANICKING_MATCH
+        );
+        for protocol in [Protocol::GraphqlTransportWs, Protocol::LegacyGraphqlWs] {
+            let ctx = context();
+            let outbox = Arc::new(Outbox::new(ctx.metrics.clone()));
+            run_operation(
+                ctx,
+                Request::new(query.clone()),
+                "p".into(),
+                protocol,
+                outbox.clone(),
+                1,
+                true,
+            )
+            .await;
+            let mut batch = Vec::new();
+            outbox.next_batch(&mut batch).await;
+            let kinds: Vec<String> = batch
+                .iter()
+                .map(|e| match e {
+                    Entry::Close(code, _) => format!("close {code}"),
+                    Entry::Frame(f) | Entry::Op { frame: f, .. } => f.to_string(),
+                    Entry::Ping => "ping".into(),
+                })
+                .collect();
+            match protocol {
+                Protocol::GraphqlTransportWs => assert_eq!(kinds, ["close 4500"]),
+                Protocol::LegacyGraphqlWs => {
+                    assert!(kinds[0].contains("INTERNAL_SERVER_ERROR"), "{kinds:?}");
+                    assert_eq!(kinds[1], "{\"type\":\"complete\",\"id\":\"p\"}");
+                    assert_eq!(outbox.take_ended(), vec![("p".to_string(), 1)]);
+                }
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::BoxError;
@@ -59,11 +59,72 @@ impl MatchFilter {
 /// The largest page `matches` returns.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The widest `from`/`to` window a filter may name, in days. On DynamoDB a window names one
+/// index partition per month and sport, so its width is what reading it costs; 400 days holds
+/// a season that straddles a year.
+pub const MAX_WINDOW_DAYS: i64 = 400;
+
+/// The earliest instant a start time or a filter bound may be: sort keys write the year in
+/// four digits, so instants outside years 1 to 9999 would sort out of order.
+pub fn earliest_instant() -> DateTime<Utc> {
+    DateTime::<Utc>::from_naive_utc_and_offset(
+        NaiveDate::from_ymd_opt(1, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("0001-01-01T00:00:00 exists"),
+        Utc,
+    )
+}
+
+/// The latest instant a start time or a filter bound may be (see [`earliest_instant`]).
+pub fn latest_instant() -> DateTime<Utc> {
+    DateTime::<Utc>::from_naive_utc_and_offset(
+        NaiveDate::from_ymd_opt(9999, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 999_999_999))
+            .expect("9999-12-31T23:59:59.999999999 exists"),
+        Utc,
+    )
+}
+
+/// How much one page of a listing may read before it answers with what it has. A filter the
+/// indexes cannot apply (a status over a busy window, a one-sided window far from now) would
+/// otherwise read until the page fills, however far that is; with a budget a page may come back
+/// short, or empty, with `has_next_page` and an `end_cursor` that resumes where reading stopped.
+/// Every page reads at least one step (one stored match, or one month of index partitions), so
+/// following `end_cursor` always gets further.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadBudget {
+    /// Stored matches examined (index entries on DynamoDB), those the filter refuses included.
+    pub items: u32,
+    /// Requests to the database (DynamoDB `Query` pages and `BatchGetItem` calls); the memory
+    /// store makes none.
+    pub requests: u32,
+}
+
+/// The read budget of one page of `matches`. 150 requests read the DynamoDB store's default
+/// window (366 days either side of now: 25 months of 5 sports, 125 small key-only queries) in
+/// one page when it is sparse, so an unfiltered first page is not empty for want of budget.
+pub const LISTING_READ_BUDGET: ReadBudget = ReadBudget {
+    items: 1_000,
+    requests: 150,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageRequest {
     pub first: u32,
-    /// An opaque cursor from an earlier page's edge.
+    /// An opaque cursor from an earlier page (an edge's cursor or its `end_cursor`).
     pub after: Option<String>,
+    pub budget: ReadBudget,
+}
+
+impl PageRequest {
+    /// A page of at most `first` items after `after`, with the listing budget.
+    pub fn new(first: u32, after: Option<String>) -> Self {
+        Self {
+            first,
+            after,
+            budget: LISTING_READ_BUDGET,
+        }
+    }
 }
 
 /// A page of a listing: each item with the cursor that resumes after it.
@@ -71,6 +132,10 @@ pub struct PageRequest {
 pub struct Page<T> {
     pub items: Vec<(String, T)>,
     pub has_next_page: bool,
+    /// Where the next page starts: the last item's cursor, or, when the read budget ended the
+    /// page before it was full, the position reading reached (past the last item; the page may
+    /// then be empty). `None` only for an empty page with nothing after it.
+    pub end_cursor: Option<String>,
 }
 
 /// Opaque cursors: base64url of a small JSON value, so clients cannot read meaning into them and
@@ -184,6 +249,19 @@ pub trait Store: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_supported_instants_are_the_ones_sort_keys_write_with_four_digit_years() {
+        use crate::item::time_key;
+        assert_eq!(time_key(earliest_instant()), "0001-01-01T00:00:00Z");
+        assert_eq!(time_key(latest_instant()), "9999-12-31T23:59:59Z");
+        let beyond = latest_instant() + chrono::TimeDelta::nanoseconds(1);
+        assert_eq!(
+            time_key(beyond),
+            "+10000-01-01T00:00:00Z",
+            "year 10000 would sort before year 1"
+        );
+    }
 
     #[test]
     fn a_cursor_round_trips_and_a_tampered_one_is_refused() {

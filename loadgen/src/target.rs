@@ -93,6 +93,11 @@ impl Target {
             .env("STORE", "memory")
             .env("BROKER", "memory")
             .env("LOG_FORMAT", "json")
+            // Every simulated client comes from 127.0.0.1, which no real deployment sees: the
+            // per-address bounds and the rate limits would refuse the load itself.
+            .env("MAX_STREAMS_PER_ADDRESS", "0")
+            .env("RATE_LIMIT_PER_ADDRESS", "0")
+            .env("RATE_LIMIT_PER_SUBJECT", "0")
             // Settings that would change what is measured come from --server-env only.
             .env_remove("AUTH_JWKS_URL")
             .env_remove("AUTH_ISSUER")

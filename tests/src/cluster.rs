@@ -87,6 +87,11 @@ impl ApiProcess {
             .env("DEMO", "false")
             .env("SIMULATE", "false")
             .env("GRAPHIQL", "false")
+            // Every test client comes from 127.0.0.1: per-address bounds and rates are off,
+            // as in `Config::for_tests`.
+            .env("MAX_STREAMS_PER_ADDRESS", "0")
+            .env("RATE_LIMIT_PER_ADDRESS", "0")
+            .env("RATE_LIMIT_PER_SUBJECT", "0")
             .env(
                 "SHUTDOWN_TIMEOUT_SECS",
                 cluster.shutdown_timeout_secs.to_string(),

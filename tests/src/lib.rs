@@ -98,6 +98,17 @@ impl TestApp {
         format!("ws://{}/graphql", self.addr)
     }
 
+    /// A token for another subject than `test-user` (each subject has its own rate).
+    pub fn token_for(role: Role, subject: &str) -> String {
+        Authenticator::new(AuthConfig {
+            jwt_secret: Some(TEST_SECRET.into()),
+            ..Default::default()
+        })
+        .expect("test auth config")
+        .mint(role, subject, Duration::from_secs(3600))
+        .expect("minting a test token")
+    }
+
     /// A token signed with the test secret.
     pub fn token(role: Role) -> String {
         Self::token_with(role, Duration::from_secs(3600))

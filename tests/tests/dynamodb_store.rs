@@ -257,10 +257,7 @@ async fn a_store_on_an_unreachable_endpoint_reports_itself_unavailable_quickly()
                     sport: Some(Sport::Soccer),
                     ..Default::default()
                 },
-                &PageRequest {
-                    first: 10,
-                    after: None,
-                },
+                &PageRequest::new(10, None),
             )
             .await
             .map(|_| ()),

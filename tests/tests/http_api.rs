@@ -2464,7 +2464,7 @@ async fn an_unknown_field_fails_validation() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Health, readiness and GraphiQL
+// Health and readiness (GraphiQL: tests/graphiql.rs)
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -2483,35 +2483,6 @@ async fn readyz_reports_the_store_and_the_broker() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body, json!({"store": "ok", "broker": "ok"}));
 }
-
-#[tokio::test]
-async fn the_root_serves_graphiql() {
-    let app = TestApp::spawn().await;
-    let resp = app.http.get(app.url("/")).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    assert!(content_type.starts_with("text/html"), "{content_type}");
-    let html = resp.text().await.unwrap();
-    assert!(html.contains("<title>Scoreline</title>"), "{html}");
-    assert!(html.to_lowercase().contains("graphiql"));
-    assert!(html.contains("/graphql"));
-}
-
-#[tokio::test]
-async fn graphiql_can_be_turned_off() {
-    let app = TestApp::spawn_with(|config| config.graphiql = false).await;
-    let resp = app.http.get(app.url("/")).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 404);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Errors per response, parse errors, and the metrics listener
-// ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn thousands_of_errors_are_capped_at_fifty_the_last_saying_how_many_were_left_out() {

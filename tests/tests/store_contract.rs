@@ -70,6 +70,9 @@ macro_rules! contract_tests {
             pages_span_several_months,
             a_selective_filter_finds_a_match_behind_many_others,
             a_one_sided_window_far_from_now_lists_the_matches_inside_it,
+            a_page_ended_by_its_read_budget_resumes_at_its_end_cursor,
+            months_without_matches_come_back_as_short_pages_that_resume,
+            windows_at_the_ends_of_the_supported_years_list_without_error,
             a_tampered_or_foreign_cursor_is_refused,
             live_matches_are_the_live_and_paused_ones_of_every_shard,
             events_are_listed_ascending_after_a_seq_with_a_limit,
@@ -109,8 +112,9 @@ mod contract {
     use scoreline_core::model::{Details, Score};
     use scoreline_core::service::{self, ServiceError, WriteOptions};
     use scoreline_core::store::{
-        cursor, CommitError, IdempotencyRecord, MatchFilter, MatchWrite, PageRequest, Store,
-        StoreError,
+        cursor, earliest_instant, latest_instant, CommitError, IdempotencyRecord, MatchFilter,
+        MatchWrite, PageRequest, ReadBudget, Store, StoreError, LISTING_READ_BUDGET,
+        MAX_WINDOW_DAYS,
     };
     use scoreline_core::text::{Name, Season, ShortName, Venue};
     use scoreline_core::{
@@ -231,15 +235,28 @@ mod contract {
 
     /// Every match a filter admits, page by page, checking that cursors resume exactly.
     async fn all_pages(store: &dyn Store, filter: &MatchFilter, first: u32) -> Vec<Match> {
+        all_pages_within(store, filter, first, LISTING_READ_BUDGET)
+            .await
+            .0
+    }
+
+    /// [`all_pages`] with a read budget per page; also returns how many pages it took.
+    async fn all_pages_within(
+        store: &dyn Store,
+        filter: &MatchFilter,
+        first: u32,
+        budget: ReadBudget,
+    ) -> (Vec<Match>, usize) {
         let mut out: Vec<Match> = Vec::new();
         let mut after = None;
-        for _ in 0..1000 {
+        for pages in 1..=2000 {
             let page = store
                 .matches(
                     filter,
                     &PageRequest {
                         first,
                         after: after.clone(),
+                        budget,
                     },
                 )
                 .await
@@ -248,19 +265,19 @@ mod contract {
                 page.items.len() <= first as usize,
                 "a page holds at most `first`"
             );
-            if page.has_next_page {
-                assert_eq!(
-                    page.items.len(),
-                    first as usize,
-                    "a page with a next page is full"
-                );
-            }
             let last = page.items.last().map(|(c, _)| c.clone());
             out.extend(page.items.into_iter().map(|(_, m)| m));
             if !page.has_next_page {
-                return out;
+                assert_eq!(page.end_cursor, last, "the last page ends at its last item");
+                return (out, pages);
             }
-            after = Some(last.expect("a page with a next page has items"));
+            // A page the budget ended early may be short, even empty: its end cursor says
+            // where reading stopped, and following it always gets further.
+            let next = page
+                .end_cursor
+                .expect("a page with a next page has an end cursor");
+            assert_ne!(Some(&next), after.as_ref(), "every page gets further");
+            after = Some(next);
         }
         panic!("pagination did not end");
     }
@@ -818,13 +835,7 @@ mod contract {
         );
         // The listing shows each match as it is now.
         let page = store
-            .matches(
-                &with(vec![Paused]),
-                &PageRequest {
-                    first: 10,
-                    after: None,
-                },
-            )
+            .matches(&with(vec![Paused]), &PageRequest::new(10, None))
             .await
             .unwrap();
         assert_eq!(page.items[0].1.status, Paused);
@@ -997,13 +1008,7 @@ mod contract {
         }
         // `first` is clamped: 0 still returns a page of one.
         let page = store
-            .matches(
-                &MatchFilter::default(),
-                &PageRequest {
-                    first: 0,
-                    after: None,
-                },
-            )
+            .matches(&MatchFilter::default(), &PageRequest::new(0, None))
             .await
             .unwrap();
         assert_eq!(page.items.len(), 1);
@@ -1135,13 +1140,7 @@ mod contract {
         ] {
             let filter = with(statuses);
             let page = store
-                .matches(
-                    &filter,
-                    &PageRequest {
-                        first: 1,
-                        after: None,
-                    },
-                )
+                .matches(&filter, &PageRequest::new(1, None))
                 .await
                 .unwrap();
             assert_eq!(page.items.len(), 1, "{filter:?}");
@@ -1237,29 +1236,170 @@ mod contract {
         );
     }
 
-    pub async fn a_tampered_or_foreign_cursor_is_refused(store: &dyn Store) {
-        two_sports(store).await;
-        let filter = MatchFilter::default();
+    pub async fn a_page_ended_by_its_read_budget_resumes_at_its_end_cursor(store: &dyn Store) {
+        league(store, "epl", Sport::Soccer).await;
+        let b = base();
+        // Forty scheduled matches with a live one every ten: a LIVE-or-FINISHED filter reads
+        // past many refused matches per match it keeps.
+        let mut expected = Vec::new();
+        for i in 0..40 {
+            let id = format!("m{i:02}");
+            add_match(
+                store,
+                &a_match(
+                    &id,
+                    Sport::Soccer,
+                    "epl",
+                    "epl-a",
+                    "epl-b",
+                    b + Duration::minutes(i),
+                ),
+            )
+            .await;
+            if i % 10 == 9 {
+                set_status(
+                    store,
+                    &mid(&id),
+                    &[MatchStatus::Live, MatchStatus::Finished],
+                )
+                .await;
+                expected.push(id);
+            }
+        }
+        let filter = MatchFilter {
+            sport: Some(Sport::Soccer),
+            statuses: vec![MatchStatus::Finished, MatchStatus::Postponed],
+            ..Default::default()
+        };
+        let small = ReadBudget {
+            items: 5,
+            requests: 4,
+        };
+        for first in [1, 3, 100] {
+            let (got, pages) = all_pages_within(store, &filter, first, small).await;
+            assert_eq!(
+                ids(&got),
+                expected,
+                "every match once, in order (first {first})"
+            );
+            assert!(
+                pages > expected.len().div_ceil(first as usize),
+                "the budget ended pages early (first {first}: {pages} pages)"
+            );
+        }
+        // With the listing budget, the same filter fits one page.
+        let (got, pages) = all_pages_within(store, &filter, 100, LISTING_READ_BUDGET).await;
+        assert_eq!((ids(&got), pages), (expected, 1));
+    }
+
+    pub async fn months_without_matches_come_back_as_short_pages_that_resume(store: &dyn Store) {
+        league(store, "epl", Sport::Soccer).await;
+        let at = |y, mo, d| Utc.with_ymd_and_hms(y, mo, d, 12, 0, 0).unwrap();
+        for (id, start) in [("jan", at(2030, 1, 10)), ("dec", at(2030, 12, 10))] {
+            add_match(
+                store,
+                &a_match(id, Sport::Soccer, "epl", "epl-a", "epl-b", start),
+            )
+            .await;
+        }
+        // A year of one sport is twelve month partitions on DynamoDB: with two requests a page,
+        // the empty months in between take several pages, each one further.
+        let filter = MatchFilter {
+            sport: Some(Sport::Soccer),
+            from: Some(at(2030, 1, 1)),
+            to: Some(at(2031, 1, 1)),
+            ..Default::default()
+        };
+        let tiny = ReadBudget {
+            items: 1,
+            requests: 2,
+        };
+        let (got, _) = all_pages_within(store, &filter, 10, tiny).await;
+        assert_eq!(ids(&got), ["jan", "dec"]);
         let first = store
             .matches(
                 &filter,
                 &PageRequest {
-                    first: 2,
+                    first: 10,
                     after: None,
+                    budget: tiny,
                 },
             )
+            .await
+            .unwrap();
+        assert!(first.has_next_page, "the budget ended the first page");
+        assert!(first.end_cursor.is_some());
+    }
+
+    pub async fn windows_at_the_ends_of_the_supported_years_list_without_error(store: &dyn Store) {
+        league(store, "epl", Sport::Soccer).await;
+        let earliest = earliest_instant();
+        let latest = latest_instant();
+        let span = Duration::days(MAX_WINDOW_DAYS);
+        add_match(
+            store,
+            &a_match("first", Sport::Soccer, "epl", "epl-a", "epl-b", earliest),
+        )
+        .await;
+        add_match(
+            store,
+            &a_match(
+                "last",
+                Sport::Soccer,
+                "epl",
+                "epl-a",
+                "epl-b",
+                Utc.with_ymd_and_hms(9999, 12, 30, 12, 0, 0).unwrap(),
+            ),
+        )
+        .await;
+        let window = |from, to| MatchFilter {
+            from,
+            to,
+            ..Default::default()
+        };
+        for (filter, expected) in [
+            (window(Some(earliest), Some(earliest + span)), vec!["first"]),
+            (window(Some(latest - span), Some(latest)), vec!["last"]),
+            (
+                window(Some(latest - Duration::days(30)), None),
+                vec!["last"],
+            ),
+            (
+                window(None, Some(earliest + Duration::days(30))),
+                vec!["first"],
+            ),
+            (window(Some(latest), None), vec![]),
+            (window(None, Some(earliest)), vec![]),
+        ] {
+            assert_eq!(
+                ids(&all_pages(store, &filter, 100).await),
+                expected,
+                "{filter:?}"
+            );
+        }
+        // By competition: one partition, no months.
+        let by_competition = MatchFilter {
+            competition_id: Some(cid("epl")),
+            ..window(Some(earliest), Some(latest))
+        };
+        assert_eq!(
+            ids(&all_pages(store, &by_competition, 100).await),
+            ["first", "last"]
+        );
+    }
+
+    pub async fn a_tampered_or_foreign_cursor_is_refused(store: &dyn Store) {
+        two_sports(store).await;
+        let filter = MatchFilter::default();
+        let first = store
+            .matches(&filter, &PageRequest::new(2, None))
             .await
             .unwrap();
         let genuine = first.items.last().unwrap().0.clone();
         // The genuine cursor resumes.
         let second = store
-            .matches(
-                &filter,
-                &PageRequest {
-                    first: 10,
-                    after: Some(genuine.clone()),
-                },
-            )
+            .matches(&filter, &PageRequest::new(10, Some(genuine.clone())))
             .await
             .unwrap();
         assert_eq!(second.items.len(), 3);
@@ -1289,13 +1429,7 @@ mod contract {
             String::new(),
         ] {
             let result = store
-                .matches(
-                    &filter,
-                    &PageRequest {
-                        first: 10,
-                        after: Some(bad.clone()),
-                    },
-                )
+                .matches(&filter, &PageRequest::new(10, Some(bad.clone())))
                 .await;
             assert!(
                 matches!(result, Err(StoreError::InvalidCursor)),

@@ -6,8 +6,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use async_graphql::{Request, Response};
+use std::panic::AssertUnwindSafe;
+
+use async_graphql::{Request, Response, ServerError};
 use axum::extract::ws::Utf8Bytes;
+use futures::FutureExt as _;
 use futures::StreamExt;
 
 use super::frame::{frame, Variant};
@@ -16,8 +19,21 @@ use super::{
     complete_frame, is_request_error, next_type, refusal_frames, Fanout, Outbox, Policy, Pushed,
     SLOW_CONSUMER_CLOSE,
 };
+use crate::graphql::error::INTERNAL_SERVER_ERROR;
 use crate::metrics::Metrics;
 use crate::ws::Protocol;
+
+/// What a subscriber is told when the execution serving it failed inside the server.
+pub fn internal_error() -> ServerError {
+    let mut error = ServerError::new(
+        "internal error: the subscription ended; subscribe again",
+        None,
+    );
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("code", INTERNAL_SERVER_ERROR);
+    error.extensions = Some(extensions);
+    error
+}
 
 /// Shared frames a subscriber buffers while its replay runs.
 const REPLAY_BUFFER: usize = 4096;
@@ -53,9 +69,21 @@ pub(super) struct Replay {
 }
 
 impl Fanout {
-    /// Runs the shared execution: one execution and one serialization per change, one frame
-    /// per variant, queued for every member.
+    /// Runs the shared execution (see [`Self::run_group`]), containing a panic: the group is
+    /// retired and every member is told (an `INTERNAL_SERVER_ERROR` result, then `complete`),
+    /// so they can subscribe again; nothing stays registered to a dead execution.
     pub(super) async fn lead(self: Arc<Self>, group: Arc<Group>, request: Request) {
+        let run = AssertUnwindSafe(self.clone().run_group(group.clone(), request));
+        if run.catch_unwind().await.is_err() {
+            tracing::error!("a shared subscription execution panicked; its subscribers are told");
+            let error = internal_error();
+            self.end_group(&group, Some(&[error]));
+        }
+    }
+
+    /// One execution and one serialization per change, one frame per variant, queued for
+    /// every member.
+    async fn run_group(self: Arc<Self>, group: Arc<Group>, request: Request) {
         let tap = PositionTap::default();
         let mut responses = self.schema.execute_stream(request.data(tap.clone()));
         let mut first = true;
@@ -116,7 +144,12 @@ impl Fanout {
                 }
             }
         }
-        // The execution ended: every member gets the final frame and the group is retired.
+        self.end_group(&group, last.as_ref().map(|r| r.errors.as_slice()));
+    }
+
+    /// The execution ended (refused with `errors`, or done): every member gets its final
+    /// frames and the group is retired.
+    fn end_group(&self, group: &Arc<Group>, errors: Option<&[ServerError]>) {
         let members: Vec<Member> = {
             let mut members = group.members();
             members.ended = true;
@@ -124,11 +157,11 @@ impl Fanout {
             members.len = 0;
             taken
         };
-        self.retire(&group, false);
+        self.retire(group, false);
         for member in members {
             let spec = member.spec;
-            let end = match &last {
-                Some(refused) => refusal_frames(spec.protocol, &spec.id, &refused.errors),
+            let end = match errors {
+                Some(errors) => refusal_frames(spec.protocol, &spec.id, errors),
                 None => [Some(complete_frame(&spec.id)), None],
             };
             spec.outbox.op_ended(spec.id.clone(), spec.op);
@@ -138,10 +171,31 @@ impl Fanout {
         }
     }
 
+    /// Runs a replay (see [`Self::run_replay`]), containing a panic: the subscriber leaves the
+    /// group and is told, as for a refusal.
+    pub(super) async fn replay(self: Arc<Self>, replay: Replay, request: Request) {
+        let (group, slot, op) = (replay.group.clone(), replay.slot, replay.op);
+        let (outbox, protocol, id) = (replay.outbox.clone(), replay.protocol, replay.id.clone());
+        let run = AssertUnwindSafe(self.clone().run_replay(replay, request));
+        if run.catch_unwind().await.is_err() {
+            tracing::error!("a subscription replay panicked; its subscriber is told");
+            if group.members().remove(slot, op).is_some() {
+                outbox.op_ended(id.clone(), op);
+                for frame in refusal_frames(protocol, &id, &[internal_error()])
+                    .into_iter()
+                    .flatten()
+                {
+                    outbox.push_frame(frame);
+                }
+                self.leave_emptied(&group);
+            }
+        }
+    }
+
     /// Serves a subscriber's resume arguments, then lets it join the shared stream from the
     /// first change its replay did not cover. The replay waits for the client (it may be
     /// long); live frames follow the subscription's policy.
-    pub(super) async fn replay(self: Arc<Self>, replay: Replay, request: Request) {
+    async fn run_replay(self: Arc<Self>, replay: Replay, request: Request) {
         let Replay {
             group,
             slot,
@@ -230,5 +284,71 @@ impl Fanout {
         if emptied {
             self.retire(group, true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::fanout::{analyze, Entry, MemberSpec};
+    use crate::test_support::{panicking_schema, PANICKING_MATCH};
+
+    /// Waits for the frames an outbox gets, bounded.
+    async fn frames(outbox: &Outbox, count: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut batch = Vec::new();
+        while out.len() < count {
+            tokio::time::timeout(Duration::from_secs(10), outbox.next_batch(&mut batch))
+                .await
+                .expect("frames arrive");
+            out.extend(batch.drain(..).filter_map(|e| match e {
+                Entry::Frame(f) | Entry::Op { frame: f, .. } => Some(f.to_string()),
+                _ => None,
+            }));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_shared_execution_that_panics_tells_every_member_and_is_retired() {
+        let metrics = Arc::new(Metrics::default());
+        let fanout = Arc::new(Fanout::new(panicking_schema(), metrics.clone()));
+        let query =
+            format!("subscription {{ matchUpdated(id: \"{PANICKING_MATCH}\") {{ version }} }}");
+        let mut outboxes = Vec::new();
+        for (i, protocol) in [Protocol::GraphqlTransportWs, Protocol::LegacyGraphqlWs]
+            .into_iter()
+            .enumerate()
+        {
+            let request = Request::new(query.clone());
+            let analysis = analyze(&request).expect("a subscription");
+            let outbox = Arc::new(Outbox::new(metrics.clone()));
+            fanout.join(
+                request,
+                &analysis,
+                None,
+                MemberSpec {
+                    outbox: outbox.clone(),
+                    protocol,
+                    id: format!("s{i}"),
+                    op: 1,
+                },
+            );
+            outboxes.push(outbox);
+        }
+        for (i, outbox) in outboxes.iter().enumerate() {
+            let got = frames(outbox, 2).await;
+            assert!(got[0].contains("INTERNAL_SERVER_ERROR"), "{got:?}");
+            assert!(
+                got[0].contains("subscribe again"),
+                "the panic path: {got:?}"
+            );
+            assert_eq!(got[1], format!("{{\"type\":\"complete\",\"id\":\"s{i}\"}}"));
+            assert_eq!(outbox.take_ended(), vec![(format!("s{i}"), 1)]);
+        }
+        // No dead group stays registered: a new subscriber starts a fresh execution.
+        assert_eq!(fanout.group_count(), 0);
     }
 }

@@ -191,6 +191,12 @@ impl Fanout {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Shared executions registered now.
+    #[cfg(test)]
+    pub(super) fn group_count(&self) -> usize {
+        self.groups().len()
+    }
+
     /// Joins (or starts) the shared execution of `request`, which `analysis` found shareable.
     /// With a resume value, the subscriber is served its replay first and joins live after.
     pub fn join(

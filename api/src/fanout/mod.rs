@@ -33,7 +33,7 @@ mod group;
 mod outbox;
 
 pub use analysis::{analyze, Analysis};
-pub use execution::{PositionTap, ReplayOnly};
+pub use execution::{internal_error, PositionTap, ReplayOnly};
 pub use frame::{complete_frame, is_request_error, json_frame, next_type, refusal_frames};
 pub use group::{Fanout, MemberSpec, Membership};
 pub use outbox::{Entry, Outbox, Policy, Pushed, SLOW_CONSUMER_CLOSE};

@@ -1,10 +1,12 @@
 //! The per-connection outbox: one ordered queue per WebSocket connection, drained by its writer
-//! task, with a bound per subscription and one per connection. The bounds and what happens at
+//! task, with a bound per subscription and one per connection, each in frames and in bytes (a
+//! few large frames weigh as much as thousands of small ones). The bounds and what happens at
 //! them (conflate a state, close on an event) live here so that every producer, shared or
 //! per-subscriber, gets the same slow-consumer policy.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
@@ -17,8 +19,13 @@ pub const SLOW_CONSUMER_CLOSE: (u16, &str) = (1013, "slow consumer: resubscribe 
 /// Frames one subscription may have queued before its policy applies: a burst of changes (a
 /// stream-handler batch after an outage) fits, a client that stopped reading does not.
 pub const SUBSCRIPTION_QUEUE: u32 = 256;
+/// Bytes one subscription may have queued before its policy applies.
+pub const SUBSCRIPTION_QUEUE_BYTES: usize = 1024 * 1024;
 /// Frames a connection may have queued in all; beyond it the client is not reading at all.
 const CONNECTION_QUEUE: usize = 4096;
+/// Bytes a connection may have queued in all (frames are shared between sockets, but a client
+/// that stops reading keeps its own references alive).
+pub const CONNECTION_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// What a subscription does when its client falls behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,11 +50,23 @@ pub enum Entry {
     Close(u16, &'static str),
 }
 
+impl Entry {
+    fn bytes(&self) -> usize {
+        match self {
+            Entry::Frame(frame) | Entry::Op { frame, .. } => frame.len(),
+            Entry::Ping | Entry::Close(..) => 0,
+        }
+    }
+}
+
 #[derive(Default)]
 struct OutboxInner {
     queue: VecDeque<Entry>,
-    /// Frames queued per operation (by generation); only operations with frames queued.
-    per_op: Vec<(u64, u32)>,
+    /// Bytes of the frames in `queue`.
+    bytes: usize,
+    /// Frames and bytes queued per operation (by generation); only operations with frames
+    /// queued.
+    per_op: Vec<(u64, u32, usize)>,
     /// A close is queued: nothing more is accepted.
     closing: bool,
     /// The close is for a slow consumer.
@@ -60,6 +79,8 @@ struct OutboxInner {
 #[derive(Default)]
 pub struct Outbox {
     inner: Mutex<OutboxInner>,
+    /// Where the bytes queued on every connection are summed (`scoreline_ws_queued_bytes`).
+    metrics: Arc<Metrics>,
     /// Wakes the writer.
     notify: Notify,
     /// Wakes operations waiting for room.
@@ -81,18 +102,38 @@ pub enum Pushed {
 }
 
 impl OutboxInner {
-    /// Frames of operation `op` queued now.
-    fn queued(&self, op: u64) -> u32 {
+    /// Frames and bytes of operation `op` queued now.
+    fn queued(&self, op: u64) -> (u32, usize) {
         self.per_op
             .iter()
-            .find(|(o, _)| *o == op)
-            .map_or(0, |(_, n)| *n)
+            .find(|(o, _, _)| *o == op)
+            .map_or((0, 0), |(_, n, b)| (*n, *b))
+    }
+
+    /// Whether one more frame of `len` bytes would take the connection over its bounds (a
+    /// first frame is always taken, however large).
+    fn connection_full(&self, len: usize) -> bool {
+        !self.queue.is_empty()
+            && (self.queue.len() >= CONNECTION_QUEUE || self.bytes + len > CONNECTION_QUEUE_BYTES)
     }
 }
 
 impl Outbox {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics,
+            ..Self::default()
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, OutboxInner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count_bytes(&self, delta: i64) {
+        self.metrics
+            .queued_bytes
+            .fetch_add(delta, Ordering::Relaxed);
     }
 
     /// Queues a protocol frame. False when the connection is closing.
@@ -110,14 +151,17 @@ impl Outbox {
         if inner.closing {
             return false;
         }
-        if inner.queue.len() >= CONNECTION_QUEUE {
-            Self::close_slow(&mut inner);
+        let len = entry.bytes();
+        if inner.connection_full(len) {
+            self.close_slow(&mut inner);
             drop(inner);
             self.wake_closed();
             return false;
         }
         inner.queue.push_back(entry);
+        inner.bytes += len;
         drop(inner);
+        self.count_bytes(len as i64);
         self.notify.notify_one();
         true
     }
@@ -128,22 +172,31 @@ impl Outbox {
         if inner.closing {
             return Pushed::Closed;
         }
-        if inner.queued(op) >= SUBSCRIPTION_QUEUE {
+        let len = frame.len();
+        let (frames, bytes) = inner.queued(op);
+        if frames >= SUBSCRIPTION_QUEUE || (frames > 0 && bytes + len > SUBSCRIPTION_QUEUE_BYTES) {
             match policy {
                 Policy::Conflate => {
                     // The newest queued frame of this subscription takes the newer state; the
                     // order of its states on the wire still rises.
-                    if let Some(slot) = inner.queue.iter_mut().rev().find_map(|e| match e {
+                    let replaced = inner.queue.iter_mut().rev().find_map(|e| match e {
                         Entry::Op { op: o, frame } if *o == op => Some(frame),
                         _ => None,
-                    }) {
-                        *slot = frame;
+                    });
+                    if let Some(slot) = replaced {
+                        let old = std::mem::replace(slot, frame).len();
+                        inner.bytes = inner.bytes + len - old;
+                        if let Some(entry) = inner.per_op.iter_mut().find(|(o, _, _)| *o == op) {
+                            entry.2 = entry.2 + len - old;
+                        }
+                        drop(inner);
+                        self.count_bytes(len as i64 - old as i64);
                     }
                     Metrics::inc(&metrics.frames_conflated);
                     return Pushed::Conflated;
                 }
                 Policy::CloseOnOverflow => {
-                    Self::close_slow(&mut inner);
+                    self.close_slow(&mut inner);
                     drop(inner);
                     Metrics::inc(&metrics.slow_consumer_closes);
                     self.wake_closed();
@@ -151,19 +204,24 @@ impl Outbox {
                 }
             }
         }
-        if inner.queue.len() >= CONNECTION_QUEUE {
-            Self::close_slow(&mut inner);
+        if inner.connection_full(len) {
+            self.close_slow(&mut inner);
             drop(inner);
             Metrics::inc(&metrics.slow_consumer_closes);
             self.wake_closed();
             return Pushed::Closed;
         }
-        match inner.per_op.iter_mut().find(|(o, _)| *o == op) {
-            Some((_, n)) => *n += 1,
-            None => inner.per_op.push((op, 1)),
+        match inner.per_op.iter_mut().find(|(o, _, _)| *o == op) {
+            Some((_, n, b)) => {
+                *n += 1;
+                *b += len;
+            }
+            None => inner.per_op.push((op, 1, len)),
         }
         inner.queue.push_back(Entry::Op { op, frame });
+        inner.bytes += len;
         drop(inner);
+        self.count_bytes(len as i64);
         Metrics::inc(&metrics.frames_queued);
         self.notify.notify_one();
         Pushed::Queued
@@ -181,7 +239,11 @@ impl Outbox {
                 if inner.closing {
                     return Pushed::Closed;
                 }
-                if inner.queued(op) < SUBSCRIPTION_QUEUE {
+                let (frames, bytes) = inner.queued(op);
+                if frames == 0
+                    || (frames < SUBSCRIPTION_QUEUE
+                        && bytes + frame.len() <= SUBSCRIPTION_QUEUE_BYTES)
+                {
                     drop(inner);
                     return self.push_op(op, Policy::CloseOnOverflow, frame, metrics);
                 }
@@ -191,9 +253,11 @@ impl Outbox {
     }
 
     /// A client that does not read: what is queued is dropped and the close goes first.
-    fn close_slow(inner: &mut OutboxInner) {
+    fn close_slow(&self, inner: &mut OutboxInner) {
         inner.queue.clear();
         inner.per_op.clear();
+        self.count_bytes(-(inner.bytes as i64));
+        inner.bytes = 0;
         let (code, reason) = SLOW_CONSUMER_CLOSE;
         inner.queue.push_back(Entry::Close(code, reason));
         inner.closing = true;
@@ -254,6 +318,9 @@ impl Outbox {
                 let inner = &mut *guard;
                 batch.extend(inner.queue.drain(..));
                 inner.per_op.clear();
+                let bytes = std::mem::take(&mut inner.bytes);
+                drop(guard);
+                self.count_bytes(-(bytes as i64));
                 !batch.is_empty()
             };
             if took {
@@ -276,6 +343,7 @@ mod tests {
     fn drain(outbox: &Outbox) -> Vec<String> {
         let mut inner = outbox.lock();
         inner.per_op.clear();
+        inner.bytes = 0;
         inner
             .queue
             .drain(..)
@@ -329,6 +397,65 @@ mod tests {
         }
         assert_eq!(
             outbox.push_op(2, Policy::CloseOnOverflow, text("other"), &metrics),
+            Pushed::Queued
+        );
+    }
+
+    #[test]
+    fn large_frames_hit_the_byte_bound_before_the_frame_bound() {
+        let outbox = Outbox::default();
+        let metrics = Metrics::default();
+        let big = "x".repeat(300 * 1024);
+        // A state subscription keeps conflating within its bytes.
+        for v in 0..10 {
+            outbox.push_op(1, Policy::Conflate, text(&format!("{v}{big}")), &metrics);
+        }
+        let frames = drain(&outbox);
+        assert!(
+            frames.len() * big.len() <= SUBSCRIPTION_QUEUE_BYTES,
+            "{}",
+            frames.len()
+        );
+        assert!(frames.last().unwrap().starts_with('9'));
+        // An event subscription over its bytes closes the connection.
+        let outbox = Outbox::default();
+        let mut pushed = Vec::new();
+        for _ in 0..10 {
+            pushed.push(outbox.push_op(2, Policy::CloseOnOverflow, text(&big), &metrics));
+            if pushed.last() == Some(&Pushed::Closed) {
+                break;
+            }
+        }
+        assert_eq!(pushed.last(), Some(&Pushed::Closed));
+        assert!(pushed.len() <= SUBSCRIPTION_QUEUE_BYTES / big.len() + 1);
+    }
+
+    #[test]
+    fn a_connection_is_closed_when_its_queue_passes_its_bytes_and_the_gauge_returns_to_zero() {
+        let metrics = Arc::new(Metrics::default());
+        let outbox = Outbox::new(metrics.clone());
+        let big = text(&"y".repeat(512 * 1024));
+        let mut op = 0;
+        let closed = loop {
+            op += 1;
+            // Many subscriptions, each within its own bytes.
+            match outbox.push_op(op, Policy::Conflate, big.clone(), &metrics) {
+                Pushed::Closed => break op,
+                _ => assert!(op < 100, "never closed"),
+            }
+        };
+        assert!(closed as usize <= CONNECTION_QUEUE_BYTES / big.len() + 1);
+        assert_eq!(metrics.queued_bytes.load(Ordering::Relaxed), 0);
+        assert!(outbox.is_slow_close());
+    }
+
+    #[test]
+    fn one_frame_larger_than_the_bounds_is_still_delivered() {
+        let outbox = Outbox::default();
+        let metrics = Metrics::default();
+        let huge = "z".repeat(CONNECTION_QUEUE_BYTES + 1);
+        assert_eq!(
+            outbox.push_op(1, Policy::CloseOnOverflow, text(&huge), &metrics),
             Pushed::Queued
         );
     }

@@ -1,8 +1,9 @@
 //! Bounds on what one document may ask for, checked right after parsing and before
 //! validation, so an expensive document is refused before the expensive step:
 //!
-//! - the depth and the complexity (fields selected, fragments expanded) of the application's
-//!   fields, `MAX_QUERY_DEPTH` and `MAX_QUERY_COMPLEXITY`;
+//! - the depth and the complexity of the application's fields, `MAX_QUERY_DEPTH` and
+//!   `MAX_QUERY_COMPLEXITY`: complexity estimates the fields a response can hold, each list's
+//!   children multiplied by the items it can return (`first`, or a nominal size);
 //! - introspection (`__schema`, `__type`) has bounds of its own, [`MAX_INTROSPECTION_DEPTH`]
 //!   and [`MAX_INTROSPECTION_COMPLEXITY`], sized for the standard introspection query of
 //!   GraphiQL, codegen and schema tools, so those work whatever the application's limits;
@@ -17,7 +18,9 @@ use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::parser::Positioned;
+use async_graphql::{Name, ServerError, ServerResult, Variables};
+use async_graphql_value::Value as GqlValue;
 
 use super::error::GRAPHQL_VALIDATION_FAILED;
 
@@ -68,15 +71,21 @@ impl Exceeded {
 
 impl DocumentLimits {
     /// Checks every operation of `document` against the limits.
-    pub fn check(&self, document: &ExecutableDocument) -> Result<(), Exceeded> {
+    pub fn check(
+        &self,
+        document: &ExecutableDocument,
+        variables: &Variables,
+    ) -> Result<(), Exceeded> {
         let mut walker = Walker {
             document,
+            variables,
             visited: 0,
             spreading: Vec::new(),
         };
         for (_, operation) in document.operations.iter() {
             let mut cost = Cost::default();
-            walker.walk(&operation.node.selection_set.node, 0, None, &mut cost)?;
+            let complexity = walker.walk(&operation.node.selection_set.node, 0, None, &mut cost)?;
+            cost.complexity = usize::try_from(complexity).unwrap_or(usize::MAX);
             self.judge(&cost)?;
         }
         Ok(())
@@ -101,7 +110,7 @@ impl DocumentLimits {
                 cost.complexity,
                 self.max_complexity,
                 "MAX_QUERY_COMPLEXITY",
-                "the query selects too many fields",
+                "the query can return too many fields (list sizes multiply)",
             ),
             (
                 cost.introspection_depth,
@@ -129,8 +138,39 @@ impl DocumentLimits {
     }
 }
 
+/// How many items a list field can return, for the complexity estimate: the page size its
+/// `first` argument asks for (or its default), or a nominal size for lists without one.
+fn list_size(
+    name: &str,
+    arguments: &[(Positioned<Name>, Positioned<GqlValue>)],
+    variables: &Variables,
+) -> u64 {
+    let first = || {
+        arguments
+            .iter()
+            .find(|(arg, _)| arg.node.as_str() == "first")
+            .and_then(|(_, value)| match &value.node {
+                GqlValue::Number(n) => n.as_i64(),
+                GqlValue::Variable(var) => match variables.get(var) {
+                    Some(async_graphql::Value::Number(n)) => n.as_i64(),
+                    _ => None,
+                },
+                _ => None,
+            })
+    };
+    // Out-of-range values are refused by the resolver; for the estimate they are clamped.
+    match name {
+        "matches" => first().unwrap_or(20).clamp(1, 100) as u64,
+        "events" => first().unwrap_or(50).clamp(1, 200) as u64,
+        "liveMatches" | "competitions" => 50,
+        "teams" => 100,
+        _ => 1,
+    }
+}
+
 struct Walker<'a> {
     document: &'a ExecutableDocument,
+    variables: &'a Variables,
     /// Selections visited so far, fragments expanded, across the whole document.
     visited: usize,
     /// Fragments being expanded (a cycle is left to validation to report).
@@ -138,14 +178,18 @@ struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
-    /// `introspection` is the depth inside `__schema`/`__type`, when there.
+    /// Walks a selection set; returns the complexity of its application fields: each field
+    /// costs 1 plus its children's cost times the items the field can return (`first`), so
+    /// `matches(first: 100) { edges { node { events(first: 200) { seq } } } }` is judged by the
+    /// 20,000 events it can return. `introspection` is the depth inside `__schema`/`__type`.
     fn walk(
         &mut self,
         set: &'a SelectionSet,
         depth: usize,
         introspection: Option<usize>,
         cost: &mut Cost,
-    ) -> Result<(), Exceeded> {
+    ) -> Result<u64, Exceeded> {
+        let mut complexity = 0u64;
         for item in &set.items {
             self.visited += 1;
             if self.visited > MAX_EXPANDED_SELECTIONS {
@@ -167,9 +211,12 @@ impl<'a> Walker<'a> {
                     let children = &field.node.selection_set.node;
                     match introspection {
                         None if name != "__schema" && name != "__type" => {
-                            cost.complexity += 1;
                             cost.depth = cost.depth.max(depth + 1);
-                            self.walk(children, depth + 1, None, cost)?;
+                            let inner = self.walk(children, depth + 1, None, cost)?;
+                            let items = list_size(name, &field.node.arguments, self.variables);
+                            complexity = complexity
+                                .saturating_add(1)
+                                .saturating_add(inner.saturating_mul(items));
                         }
                         inside => {
                             let level = inside.unwrap_or(0) + 1;
@@ -195,14 +242,16 @@ impl<'a> Walker<'a> {
                         cost,
                     );
                     self.spreading.pop();
-                    result?;
+                    complexity = complexity.saturating_add(result?);
                 }
                 Selection::InlineFragment(inline) => {
-                    self.walk(&inline.node.selection_set.node, depth, introspection, cost)?;
+                    let inner =
+                        self.walk(&inline.node.selection_set.node, depth, introspection, cost)?;
+                    complexity = complexity.saturating_add(inner);
                 }
             }
         }
-        Ok(())
+        Ok(complexity)
     }
 }
 
@@ -226,7 +275,7 @@ impl Extension for LimitsExtension {
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
         self.0
-            .check(&document)
+            .check(&document, variables)
             .map_err(Exceeded::into_server_error)?;
         Ok(document)
     }
@@ -243,39 +292,64 @@ mod tests {
     };
 
     fn check(query: &str) -> Result<(), Exceeded> {
-        LIMITS.check(&async_graphql::parser::parse_query(query).unwrap())
+        LIMITS.check(
+            &async_graphql::parser::parse_query(query).unwrap(),
+            &Variables::default(),
+        )
     }
 
-    fn cost(query: &str) -> Cost {
+    fn cost_with(query: &str, variables: serde_json::Value) -> Cost {
         let document = async_graphql::parser::parse_query(query).unwrap();
+        let variables = Variables::from_json(variables);
         let mut walker = Walker {
             document: &document,
+            variables: &variables,
             visited: 0,
             spreading: Vec::new(),
         };
         let mut cost = Cost::default();
         for (_, op) in document.operations.iter() {
-            walker
+            cost.complexity += walker
                 .walk(&op.node.selection_set.node, 0, None, &mut cost)
-                .unwrap();
+                .unwrap() as usize;
         }
         cost
     }
 
+    fn cost(query: &str) -> Cost {
+        cost_with(query, serde_json::json!({}))
+    }
+
     #[test]
     fn depth_and_complexity_count_the_application_fields_through_fragments() {
-        let c = cost(
-            "{ matches { edges { node { id ...M } } } } fragment M on Match { version score { home } }",
-        );
-        assert_eq!(c.depth, 5);
-        assert_eq!(c.complexity, 7);
+        let c =
+            cost("{ match(id: \"m\") { id ...M } } fragment M on Match { version score { home } }");
+        assert_eq!(c.depth, 3);
+        assert_eq!(c.complexity, 5);
         assert_eq!(c.introspection_complexity, 0);
+    }
+
+    #[test]
+    fn list_sizes_multiply_what_their_items_select() {
+        let nested = "{ matches(first: 100) { edges { node { events(first: 200) { seq } } } } }";
+        // events: 1 + 200 x 1; node: 1 + 201; edges: 1 + 202; matches: 1 + 100 x 203.
+        assert_eq!(cost(nested).complexity, 20_301);
+        // A variable counts as its value; an absent `first` as the field's default.
+        let with_variable = cost_with(
+            "query($n: Int) { matches(first: $n) { edges { node { id } } } }",
+            serde_json::json!({"n": 5}),
+        );
+        assert_eq!(with_variable.complexity, 1 + 5 * 3);
+        assert_eq!(
+            cost("{ matches { edges { node { id } } } }").complexity,
+            1 + 20 * 3
+        );
     }
 
     #[test]
     fn introspection_is_measured_apart_from_the_application() {
         let c = cost(
-            "{ __schema { types { fields { type { ofType { name } } } } } liveMatches { id } }",
+            "{ __schema { types { fields { type { ofType { name } } } } } match(id: \"m\") { id } }",
         );
         assert_eq!((c.depth, c.complexity), (2, 2));
         assert_eq!(c.introspection_depth, 6);
@@ -289,7 +363,7 @@ mod tests {
 
     #[test]
     fn a_deep_query_is_refused_naming_the_limit() {
-        let error = check("{ matches { edges { node { score { home } } } } }").unwrap_err();
+        let error = check("{ a { b { c { d { e } } } } }").unwrap_err();
         assert_eq!(error.limit, "MAX_QUERY_DEPTH");
         assert!(
             error.message.contains("over the limit of 4"),
@@ -310,7 +384,7 @@ mod tests {
     #[test]
     fn fragments_that_double_at_every_step_are_refused_without_expanding_them() {
         let mut query =
-            String::from("query { ...F24 } fragment F0 on Query { liveMatches { id } }");
+            String::from("query { ...F24 } fragment F0 on Query { match(id: \"m\") { id } }");
         for i in 1..=24 {
             query.push_str(&format!(
                 " fragment F{i} on Query {{ ...F{p} ...F{p} }}",
@@ -321,6 +395,12 @@ mod tests {
         assert_eq!(error.limit, "MAX_EXPANDED_SELECTIONS");
     }
 
+    impl DocumentLimits {
+        fn check_plain(&self, document: &ExecutableDocument) -> Result<(), Exceeded> {
+            self.check(document, &Variables::default())
+        }
+    }
+
     #[test]
     fn introspection_turned_off_is_refused_but_typename_is_not() {
         let off = DocumentLimits {
@@ -329,14 +409,14 @@ mod tests {
         };
         let document = |q| async_graphql::parser::parse_query(q).unwrap();
         let error = off
-            .check(&document("{ __schema { queryType { name } } }"))
+            .check_plain(&document("{ __schema { queryType { name } } }"))
             .unwrap_err();
         assert_eq!(error.limit, "INTROSPECTION");
         assert!(off
-            .check(&document("{ __type(name: \"Match\") { name } }"))
+            .check_plain(&document("{ __type(name: \"Match\") { name } }"))
             .is_err());
         assert_eq!(
-            off.check(&document("{ __typename liveMatches { id } }")),
+            off.check_plain(&document("{ __typename match(id: \"m\") { id } }")),
             Ok(())
         );
     }
@@ -344,7 +424,7 @@ mod tests {
     #[test]
     fn a_fragment_cycle_ends_the_walk_and_is_left_to_validation() {
         assert_eq!(
-            check("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A liveMatches { id } }"),
+            check("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A match(id: \"m\") { id } }"),
             Ok(())
         );
     }

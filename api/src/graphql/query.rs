@@ -11,6 +11,7 @@ use crate::graphql::types::matches::{MatchEdge, PageInfo};
 use crate::graphql::types::{
     enums, CompetitionNode, MatchConnection, MatchNode, SportGql, TeamNode,
 };
+use crate::metrics::Metrics;
 
 pub struct QueryRoot;
 
@@ -41,8 +42,10 @@ impl QueryRoot {
     }
 
     /// Matches in start-time order (then by id), a page at a time as a Relay connection. Pass a
-    /// page's `pageInfo.endCursor` as `after` for the next page. A bad filter, page size or
-    /// cursor fails with BAD_USER_INPUT.
+    /// page's `pageInfo.endCursor` as `after` for the next page. A page reads a bounded number
+    /// of stored matches: when a selective filter runs out of that budget, the page comes back
+    /// shorter than `first` (even empty) with `hasNextPage: true`, and its `endCursor` resumes
+    /// where reading stopped. A bad filter, page size or cursor fails with BAD_USER_INPUT.
     async fn matches(
         &self,
         ctx: &Context<'_>,
@@ -66,15 +69,12 @@ impl QueryRoot {
         let services = ctx.data::<Services>()?;
         let page = services
             .store
-            .matches(
-                &filter,
-                &PageRequest {
-                    first: first as u32,
-                    after: after.clone(),
-                },
-            )
+            .matches(&filter, &PageRequest::new(first as u32, after.clone()))
             .await
             .map_err(store)?;
+        if page.has_next_page && page.items.len() < first as usize {
+            Metrics::inc(&services.metrics.listing_budget_stops);
+        }
         let edges: Vec<MatchEdge> = page
             .items
             .into_iter()
@@ -88,7 +88,8 @@ impl QueryRoot {
                 has_next_page: page.has_next_page,
                 has_previous_page: after.is_some(),
                 start_cursor: edges.first().map(|e| e.cursor.clone()),
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
+                // Past the last edge when the read budget ended the page early.
+                end_cursor: page.end_cursor,
             },
             edges,
         })

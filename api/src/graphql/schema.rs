@@ -26,6 +26,7 @@ use crate::graphql::loader::CatalogLoader;
 use crate::graphql::mutation::MutationRoot;
 use crate::graphql::query::QueryRoot;
 use crate::graphql::subscription::SubscriptionRoot;
+use crate::metrics::Metrics;
 
 pub type ScorelineSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -34,6 +35,8 @@ pub type ScorelineSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub broker: Arc<dyn Broker>,
+    /// For the bounds resolvers keep (listing budgets, subscriptions' memory of matches).
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -49,7 +52,7 @@ impl Default for SchemaLimits {
     fn default() -> Self {
         Self {
             max_depth: 12,
-            max_complexity: 500,
+            max_complexity: 5000,
             introspection: true,
         }
     }

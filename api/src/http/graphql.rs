@@ -20,10 +20,15 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use std::net::IpAddr;
+
 use super::access::AccessNote;
+use crate::admission::{Refusal, StreamPermit};
 use crate::auth::Principal;
 use crate::graphql::documents::DocumentCache;
-use crate::graphql::error::{code_of, BAD_REQUEST, REQUEST_ERROR_CODES, UNAUTHENTICATED};
+use crate::graphql::error::{
+    code_of, BAD_REQUEST, REQUEST_ERROR_CODES, SERVICE_UNAVAILABLE, UNAUTHENTICATED,
+};
 use crate::graphql::guard::HttpGet;
 use crate::graphql::response_cache::ResponseCache;
 use crate::metrics::Metrics;
@@ -142,6 +147,48 @@ impl Answer {
     }
 }
 
+/// The TCP peer of a request, as the accept loop recorded it (unspecified when the router is
+/// served some other way).
+pub struct Peer(pub std::net::SocketAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or(([0, 0, 0, 0], 0).into(), |c| c.0),
+        ))
+    }
+}
+
+/// A request refused by admission: 429 with `Retry-After` for a rate, 503 for a bound.
+fn refused(media: Media, refusal: &Refusal) -> Response {
+    let retry_after = HeaderValue::from(refusal.retry_after_secs());
+    refusal_answer(refusal).into_response(media, None, Some((header::RETRY_AFTER, retry_after)))
+}
+
+/// Charges an anonymous request to its address's rate; the refusal when over it.
+fn admit_anonymous(
+    state: &AppState,
+    principal: Option<&Principal>,
+    address: IpAddr,
+    operations: usize,
+    media: Media,
+) -> Option<Response> {
+    if principal.is_some() {
+        return None;
+    }
+    let cost = u32::try_from(operations).unwrap_or(u32::MAX);
+    let refusal = state.admission.by_address.take(&address, cost).err()?;
+    Some(refused(media, &refusal))
+}
+
 /// An error about the HTTP request itself, in the chosen media type.
 fn refuse(media: Media, status: StatusCode, message: impl Into<String>, code: &str) -> Response {
     let error = json!({"errors": [{"message": message.into(), "extensions": {"code": code}}]});
@@ -249,6 +296,13 @@ async fn run(
         .documents
         .prepare(&mut request)
         .and_then(|doc| DocumentCache::operation_type(&doc, &request));
+    if let (Some(p), Some(OperationType::Mutation)) = (principal, operation) {
+        if let Err(refusal) = state.admission.by_subject.take(&p.subject, 1) {
+            let mut answer = refusal_answer(&refusal);
+            answer.operation = operation_name;
+            return answer;
+        }
+    }
     if *method == Method::GET {
         if operation == Some(OperationType::Mutation) && media == Media::GraphqlResponse {
             let error = ServerError::new("mutations must be sent with POST", None);
@@ -274,11 +328,43 @@ async fn run(
         }
         return with_name(answer);
     }
+    let Some(_permit) = busy_permit(state).await else {
+        let error = ServerError::new(
+            "the server is busy (MAX_CONCURRENT_REQUESTS); retry shortly",
+            None,
+        );
+        let mut error = with_code(error);
+        if let Some(extensions) = error.extensions.as_mut() {
+            extensions.set("code", SERVICE_UNAVAILABLE);
+        }
+        return with_name(Answer::errors(StatusCode::SERVICE_UNAVAILABLE, &[error]));
+    };
     let response = state.schema.execute(request).await;
     if operation == Some(OperationType::Mutation) {
         cache.changed();
     }
     with_name(encode(&response, media))
+}
+
+/// A permit to execute (`MAX_CONCURRENT_REQUESTS`), waiting at most the request timeout.
+async fn busy_permit(state: &AppState) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    tokio::time::timeout(state.request_timeout, state.work.acquire())
+        .await
+        .ok()?
+        .ok()
+}
+
+/// A refusal as one result of a request (a mutation over a subject's rate in a batch).
+fn refusal_answer(refusal: &Refusal) -> Answer {
+    let status = match refusal {
+        Refusal::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Refusal::TooManyConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let error = json!({"errors": [{
+        "message": refusal.message(),
+        "extensions": {"code": refusal.code(), "retryAfterSeconds": refusal.retry_after_secs()},
+    }]});
+    Answer::new(status, serde_json::to_vec(&error).unwrap_or_default())
 }
 
 fn with_code(mut error: ServerError) -> ServerError {
@@ -303,6 +389,7 @@ fn encode(response: &async_graphql::Response, media: Media) -> Answer {
 /// `POST /graphql`: one request object or a batch (a JSON array).
 pub async fn graphql_post(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -324,13 +411,22 @@ pub async fn graphql_post(
         Ok(p) => p,
         Err(response) => return response,
     };
+    let address = state.admission.address(peer, &headers);
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         let batch: Vec<Params> = match serde_json::from_slice(&body) {
             Ok(b) => b,
             Err(e) => return not_graphql(media, &e),
         };
+        if let Some(response) =
+            admit_anonymous(&state, principal.as_ref(), address, batch.len(), media)
+        {
+            return response;
+        }
         return batch_response(&state, batch, principal.as_ref(), media).await;
+    }
+    if let Some(response) = admit_anonymous(&state, principal.as_ref(), address, 1, media) {
+        return response;
     }
     let params: Params = match serde_json::from_slice(&body) {
         Ok(p) => p,
@@ -442,6 +538,7 @@ impl GetParams {
 /// `GET /graphql`: a WebSocket upgrade, or a query in the query string.
 pub async fn graphql_get(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     request: Request<axum::body::Body>,
 ) -> Response {
     let (parts, _body) = request.into_parts();
@@ -450,8 +547,20 @@ pub async fn graphql_get(
         Ok(p) => p,
         Err(response) => return response,
     };
+    let address = state.admission.address(peer, &parts.headers);
     if parts.headers.contains_key(header::UPGRADE) {
-        return upgrade(state, parts, principal).await;
+        // Every connection attempt counts against its address's rate, signed in or not.
+        if let Err(refusal) = state.admission.by_address.take(&address, 1) {
+            return refused(Media::Json, &refusal);
+        }
+        let permit = match state.admission.streams.admit(address) {
+            Ok(permit) => permit,
+            Err(refusal) => return refused(Media::Json, &refusal),
+        };
+        return upgrade(state, parts, principal, address, permit).await;
+    }
+    if let Some(response) = admit_anonymous(&state, principal.as_ref(), address, 1, media) {
+        return response;
     }
     let params = match GetParams::parse(parts.uri.query().unwrap_or("")) {
         Ok(p) => p,
@@ -481,6 +590,8 @@ async fn upgrade(
     state: AppState,
     mut parts: axum::http::request::Parts,
     principal: Option<Principal>,
+    address: IpAddr,
+    permit: StreamPermit,
 ) -> Response {
     // Clients may offer their subprotocols in one header or several.
     let offered: Vec<&str> = parts
@@ -508,6 +619,8 @@ async fn upgrade(
         fanout: state.fanout.clone(),
         metrics: state.metrics.clone(),
         persisted: state.persisted.clone(),
+        admission: state.admission.clone(),
+        address,
         shutdown: state.shutdown.clone(),
     };
     // Client messages are small and server frames are written as they come, so the buffers
@@ -519,7 +632,10 @@ async fn upgrade(
         .write_buffer_size(WS_WRITE_BUFFER)
         .max_message_size(state.max_body_bytes)
         .max_frame_size(state.max_body_bytes)
-        .on_upgrade(move |socket| ws::serve(socket, protocol, principal, ctx))
+        .on_upgrade(move |socket| async move {
+            ws::serve(socket, protocol, principal, ctx).await;
+            drop(permit);
+        })
 }
 
 #[cfg(test)]

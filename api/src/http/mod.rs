@@ -4,26 +4,28 @@
 //! # Layout
 //! - `graphql`: GraphQL over HTTP (media types, status codes, batches, persisted documents),
 //!   and the WebSocket upgrade.
+//! - `graphiql`: the GraphiQL page and its files, embedded in the binary.
 //! - `publish`: `POST /internal/publish`; `replay`: the memory of requests it received.
 //! - `access`: the access log.
-//! - here: GraphiQL, health, readiness, metrics, CORS.
+//! - here: health, readiness, metrics, CORS.
 
 mod access;
+mod graphiql;
 mod graphql;
 mod publish;
 mod replay;
 
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 pub use access::access_log;
+pub use graphiql::{graphiql_asset, graphiql_page};
 pub use graphql::{graphql_get, graphql_post};
 pub use publish::{publish, publish_auth, PublishAuth};
 
@@ -64,27 +66,88 @@ pub fn cors(allowed_origins: &str) -> anyhow::Result<CorsLayer> {
         .max_age(Duration::from_secs(24 * 3600)))
 }
 
-pub async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("Scoreline")
-            .finish(),
-    )
-}
-
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut text = state.metrics.render();
+    let admission = &state.admission;
+    let persisted = state.persisted.stats();
+    let extra: [(&str, &str, &str, u64); 11] = [
+        (
+            "scoreline_tcp_connections",
+            "TCP connections open.",
+            "gauge",
+            state.connections.open.load(Relaxed) as u64,
+        ),
+        (
+            "scoreline_tcp_connections_refused_total",
+            "Connections refused at accept (MAX_CONNECTIONS).",
+            "counter",
+            state.connections.refused.load(Relaxed),
+        ),
+        (
+            "scoreline_streams",
+            "WebSockets and HTTP streams open.",
+            "gauge",
+            admission.streams.open() as u64,
+        ),
+        (
+            "scoreline_streams_refused_total",
+            "Streams refused (MAX_STREAMS, MAX_STREAMS_PER_ADDRESS).",
+            "counter",
+            admission.streams.refused(),
+        ),
+        (
+            "scoreline_rate_limited_address_total",
+            "Anonymous requests and operations refused by the per-address rate.",
+            "counter",
+            admission.by_address.limited(),
+        ),
+        (
+            "scoreline_rate_limited_subject_total",
+            "Mutations and subscriptions refused by the per-subject rate.",
+            "counter",
+            admission.by_subject.limited(),
+        ),
+        (
+            "scoreline_rate_limiter_keys",
+            "Addresses and subjects with a rate bucket.",
+            "gauge",
+            (admission.by_address.keys() + admission.by_subject.keys()) as u64,
+        ),
+        (
+            "scoreline_rate_limiter_untracked_total",
+            "Requests let through unmetered because the bucket map was full.",
+            "counter",
+            admission.by_address.untracked() + admission.by_subject.untracked(),
+        ),
+        (
+            "scoreline_apq_documents",
+            "Documents held for automatic persisted queries.",
+            "gauge",
+            persisted.apq_documents as u64,
+        ),
+        (
+            "scoreline_apq_bytes",
+            "Bytes held for automatic persisted queries (APQ_CACHE_BYTES).",
+            "gauge",
+            persisted.apq_bytes as u64,
+        ),
+        (
+            "scoreline_persisted_documents",
+            "Documents in the trusted-documents manifest.",
+            "gauge",
+            persisted.manifest_documents as u64,
+        ),
+    ];
+    for (name, help, kind, value) in extra {
+        crate::metrics::write_metric(&mut text, name, help, kind, value);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Ready when the store and the broker answer.

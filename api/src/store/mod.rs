@@ -5,4 +5,4 @@ pub mod dynamodb;
 pub mod memory;
 
 pub use dynamodb::{DynamoConfig, DynamoStore};
-pub use memory::MemoryStore;
+pub use memory::{MemoryOptions, MemoryStore};

@@ -260,14 +260,16 @@ impl MatchEventNode {
 /// Where a page sits in a listing (Relay).
 #[derive(SimpleObject)]
 pub struct PageInfo {
-    /// Whether more matches follow this page.
+    /// Whether more matches may follow this page. A page that read its whole budget without
+    /// filling up says true, and the next page may turn out empty.
     pub has_next_page: bool,
     /// Whether matches come before this page, i.e. it was requested with `after`.
     pub has_previous_page: bool,
     /// The cursor of the page's first match; null on an empty page.
     pub start_cursor: Option<String>,
-    /// The cursor of the page's last match, to pass as `after` for the next page; null on an
-    /// empty page.
+    /// The cursor to pass as `after` for the next page: the page's last match's, or, when the
+    /// page read its whole budget without filling up, the position reading reached (past the
+    /// last match, set even on an empty page). Null on an empty last page.
     pub end_cursor: Option<String>,
 }
 

@@ -2,17 +2,24 @@
 //! (the by-sport index bucketed by month, so a window names its months), read in sort-key order
 //! from a cursor, whose keys are then fetched with `BatchGetItem`; the live index serves
 //! matches in play. The indexes project keys only, so every listing ends in a `BatchGetItem`.
+//!
+//! A page reads within its [`ReadBudget`]: a window's months are produced one at a time from
+//! the cursor (never planned whole), and once the budget is spent the page answers with what it
+//! found, `has_next_page`, and an `end_cursor` at the position reading reached. That position is
+//! either the sort key of the last index entry read, or the start of the first month not read
+//! (a bare time key, which sorts before every match starting at that instant).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use chrono::{DateTime, Datelike, Duration as ChronoDuration, Months, SubsecRound, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Months, SubsecRound, TimeDelta, TimeZone, Utc};
 use futures::future::try_join_all;
 use scoreline_core::item::{
     self, competition_pk, live_shard_key, team_pk, time_key, INDEXES, LIVE_SHARDS, PK, SK,
 };
 use scoreline_core::store::{
-    cursor, MatchFilter, Page, PageRequest, Store, StoreError, MAX_PAGE_SIZE,
+    cursor, earliest_instant, latest_instant, MatchFilter, Page, PageRequest, ReadBudget, Store,
+    StoreError, MAX_PAGE_SIZE,
 };
 use scoreline_core::{Match, MatchId, Sport};
 
@@ -27,6 +34,9 @@ pub const DEFAULT_WINDOW_DAYS: i64 = 366;
 /// The most index entries a listing reads in one round (one `BatchGetItem`).
 const MAX_ROUND_READ: usize = 100;
 
+/// Above every sort key (which start with a digit): the upper bound of an open window.
+const ABOVE_ALL: &str = "\u{7f}";
+
 /// One index partition to read, in sort-key order, within `(after, before)`.
 #[derive(Clone, Debug)]
 struct IndexRange {
@@ -36,32 +46,74 @@ struct IndexRange {
     pk: String,
 }
 
+fn index_range(index: &'static str, pk: String) -> IndexRange {
+    let (_, pk_attr, sk_attr) = INDEXES
+        .iter()
+        .find(|(n, _, _)| *n == index)
+        .copied()
+        .expect("known index");
+    IndexRange {
+        index,
+        pk_attr,
+        sk_attr,
+        pk,
+    }
+}
+
 fn month_start(t: DateTime<Utc>) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(t.year(), t.month(), 1, 0, 0, 0)
         .single()
         .unwrap_or(t)
 }
 
+/// What a page has read so far, against its budget.
+#[derive(Default)]
+struct Spent {
+    items: u32,
+    requests: u32,
+}
+
+impl Spent {
+    fn exhausted(&self, budget: ReadBudget) -> bool {
+        self.items >= budget.items || self.requests >= budget.requests
+    }
+
+    /// Whether `requests` more would go over the budget.
+    fn cannot_afford(&self, budget: ReadBudget, requests: usize) -> bool {
+        self.items >= budget.items || self.requests as usize + requests > budget.requests as usize
+    }
+}
+
+/// A listing cursor: a sort key `<time>#<match id>`, or a bare `<time>` (a position before every
+/// match starting then). The time must be exactly as sort keys write it.
+fn parse_cursor(raw: &str) -> Result<String, StoreError> {
+    let sk: String = cursor::decode(raw)?;
+    let (time, id) = match sk.split_once('#') {
+        Some((time, id)) => (time, Some(id)),
+        None => (sk.as_str(), None),
+    };
+    let parsed = DateTime::parse_from_rfc3339(time).map_err(|_| StoreError::InvalidCursor)?;
+    if time_key(parsed.to_utc()) != time {
+        return Err(StoreError::InvalidCursor);
+    }
+    if let Some(id) = id {
+        MatchId::parse(id).map_err(|_| StoreError::InvalidCursor)?;
+    }
+    Ok(sk)
+}
+
 impl DynamoStore {
-    /// `Store::matches`: a page of a listing, from its cursor.
+    /// `Store::matches`: a page of a listing, from its cursor, within its read budget.
     pub(super) async fn list_matches(
         &self,
         filter: &MatchFilter,
         page: &PageRequest,
     ) -> Result<Page<Match>, StoreError> {
         let first = page.first.clamp(1, MAX_PAGE_SIZE) as usize;
-        let cursor = match &page.after {
-            Some(raw) => {
-                let sk: String = cursor::decode(raw)?;
-                // A cursor is a sort key of this layout: `<time>#<match id>`.
-                let (time, id) = sk.split_once('#').ok_or(StoreError::InvalidCursor)?;
-                DateTime::parse_from_rfc3339(time).map_err(|_| StoreError::InvalidCursor)?;
-                MatchId::parse(id).map_err(|_| StoreError::InvalidCursor)?;
-                Some(sk)
-            }
-            None => None,
-        };
+        let cursor = page.after.as_deref().map(parse_cursor).transpose()?;
         let mut items: Vec<(String, Match)> = Vec::with_capacity(first + 1);
+        // Set when the budget ended the page: every sort key up to it has been read.
+        let mut stopped_at: Option<String> = None;
         if !filter.statuses.is_empty() && filter.statuses.iter().all(|s| s.is_in_play()) {
             // Only matches in play: the small live index holds them all.
             let after = cursor.unwrap_or_default();
@@ -73,33 +125,33 @@ impl DynamoStore {
                     .take(first + 1),
             );
         } else {
-            let plan = self.plan(filter);
+            let plan = Plan::new(filter, Utc::now());
             let mut after = match cursor {
                 Some(sk) => sk.max(plan.lo.clone()),
                 None => plan.lo.clone(),
             };
             // Filters the indexes cannot apply (status, sport within a competition, …) are
-            // applied to the fetched items. Reads go on until the page is full or the window is
-            // exhausted (a short page with a next page would leave the client without a
-            // cursor), reading more per round while the filter keeps refusing.
+            // applied to the fetched items. Reads go on until the page is full, the window is
+            // exhausted or the budget is spent, reading more per round while the filter keeps
+            // refusing.
+            let mut spent = Spent::default();
             let mut read = first + 1;
             loop {
                 let want = first + 1 - items.len();
                 read = read.max(want);
-                let candidates = self.candidates(&plan, &after, read).await?;
-                let exhausted = candidates.len() < read;
-                let Some((last_sk, _)) = candidates.last().cloned() else {
-                    break;
-                };
-                let fetched = self
-                    .batch_get(candidates.iter().map(|(_, k)| k.clone()).collect())
+                let scan = self
+                    .candidates(&plan, &after, read, page.budget, &mut spent)
                     .await?;
+                let fetched = self
+                    .batch_get(scan.keys.iter().map(|(_, k)| k.clone()).collect())
+                    .await?;
+                spent.requests += scan.keys.len().div_ceil(100) as u32;
                 let mut by_id: HashMap<String, Match> = HashMap::new();
                 for a in &fetched {
                     let m = decode_match(a)?;
                     by_id.insert(m.id.to_string(), m);
                 }
-                for (sk, _) in &candidates {
+                for (sk, _) in &scan.keys {
                     let id = sk.split_once('#').map(|(_, id)| id).unwrap_or_default();
                     if let Some(m) = by_id.remove(id) {
                         // The index is eventually consistent: skip entries whose item moved.
@@ -108,21 +160,32 @@ impl DynamoStore {
                         }
                     }
                 }
-                after = last_sk;
-                if items.len() > first || exhausted {
+                if let Some(reached) = scan.reached {
+                    after = reached;
+                }
+                if items.len() > first || scan.exhausted {
+                    break;
+                }
+                if spent.exhausted(page.budget) {
+                    stopped_at = Some(after);
                     break;
                 }
                 read = (read * 2).min(MAX_ROUND_READ);
             }
         }
-        let has_next_page = items.len() > first;
+        let has_next_page = items.len() > first || stopped_at.is_some();
         items.truncate(first);
+        let end_cursor = match &stopped_at {
+            Some(position) => Some(cursor::encode(position)),
+            None => items.last().map(|(sk, _)| cursor::encode(sk)),
+        };
         Ok(Page {
             items: items
                 .into_iter()
                 .map(|(sk, m)| (cursor::encode(&sk), m))
                 .collect(),
             has_next_page,
+            end_cursor,
         })
     }
 
@@ -225,21 +288,24 @@ impl DynamoStore {
         Ok(items.iter().map(key_of).collect())
     }
 
-    /// Index sort keys of one partition, ascending, strictly between `after` and `before`.
+    /// Index sort keys of one partition, ascending, strictly between `after` and `before`, and
+    /// the number of requests that took.
     async fn index_keys(
         &self,
         range: &IndexRange,
         after: &str,
         before: &str,
         limit: usize,
-    ) -> Result<Vec<(String, Attrs)>, StoreError> {
+    ) -> Result<(Vec<(String, Attrs)>, u32), StoreError> {
         let mut out = Vec::new();
+        let mut requests = 0;
         let lo = format!("{after}\u{1}");
         if lo.as_str() >= before {
-            return Ok(out);
+            return Ok((out, requests));
         }
         let mut start: Option<Attrs> = None;
         while out.len() < limit {
+            requests += 1;
             let page = self
                 .client
                 .query()
@@ -269,91 +335,29 @@ impl DynamoStore {
                 _ => break,
             }
         }
-        Ok(out)
+        Ok((out, requests))
     }
 
-    /// The index partitions a filter reads, in groups whose sort keys are disjoint and in
-    /// ascending order (partitions within a group are merged), and the window of sort keys.
-    fn plan(&self, filter: &MatchFilter) -> Plan {
-        let range = |index: &'static str, pk: String| {
-            let (_, pk_attr, sk_attr) = INDEXES
-                .iter()
-                .find(|(n, _, _)| *n == index)
-                .copied()
-                .expect("known index");
-            IndexRange {
-                index,
-                pk_attr,
-                sk_attr,
-                pk,
-            }
-        };
-        let unbounded = |ranges| Group { ranges, end: None };
-        if filter.competition_id.is_some() || filter.team_id.is_some() {
-            let lo = filter.from.map(time_key).unwrap_or_default();
-            let hi = filter
-                .to
-                .map(upper_time_key)
-                .unwrap_or_else(|| "\u{7f}".to_string());
-            let group = match (&filter.competition_id, &filter.team_id) {
-                (Some(c), _) => vec![range("gsi2", competition_pk(c))],
-                (None, Some(t)) => vec![range("gsi3", team_pk(t)), range("gsi4", team_pk(t))],
-                (None, None) => unreachable!("checked above"),
-            };
-            return Plan {
-                groups: vec![unbounded(group)],
-                lo,
-                hi,
-            };
-        }
-        // The by-sport index is bucketed by month: name the months of the window. Without
-        // `from`/`to` the window is DEFAULT_WINDOW_DAYS either side of now; with only one of
-        // them, it reaches that far beyond the other end (or now), so it is never empty.
-        let now = Utc::now();
-        let window = ChronoDuration::days(DEFAULT_WINDOW_DAYS);
-        let (from, to) = match (filter.from, filter.to) {
-            (Some(from), Some(to)) => (from, to),
-            (Some(from), None) => (from, from.max(now) + window),
-            (None, Some(to)) => (to.min(now) - window, to),
-            (None, None) => (now - window, now + window),
-        };
-        let sports: Vec<Sport> = match filter.sport {
-            Some(s) => vec![s],
-            None => Sport::ALL.to_vec(),
-        };
-        let mut groups = Vec::new();
-        let mut month = month_start(from);
-        while month < to {
-            let next = month + Months::new(1);
-            groups.push(Group {
-                ranges: sports
-                    .iter()
-                    .map(|sport| range("gsi1", item::sport_month_key(*sport, month)))
-                    .collect(),
-                end: Some(time_key(next)),
-            });
-            month = next;
-        }
-        Plan {
-            groups,
-            lo: time_key(from),
-            hi: upper_time_key(to),
-        }
-    }
-
-    /// Sort keys of a filter's window after `after`, in order, at most `limit`.
+    /// Sort keys of a plan after `after`, in order, at most `limit`, group by group until the
+    /// limit is reached or the budget cannot pay for the next group (the first is always read,
+    /// so every call gets further).
     async fn candidates(
         &self,
         plan: &Plan,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<(String, Attrs)>, StoreError> {
-        let mut candidates: Vec<(String, Attrs)> = Vec::new();
-        // Groups are in time order: skip those that end before the cursor, stop at the first
-        // that completes the page.
-        for group in &plan.groups {
-            if group.end.as_deref().is_some_and(|end| end <= after) {
-                continue;
+        budget: ReadBudget,
+        spent: &mut Spent,
+    ) -> Result<Scan, StoreError> {
+        let mut keys: Vec<(String, Attrs)> = Vec::new();
+        let mut stopped_before: Option<String> = None;
+        let mut complete = true;
+        for (n, group) in plan.groups_from(after).enumerate() {
+            if n > 0 && spent.cannot_afford(budget, group.ranges.len()) {
+                // Every key before this group has been read.
+                stopped_before = Some(group.start);
+                complete = false;
+                break;
             }
             let parts = try_join_all(
                 group
@@ -362,15 +366,33 @@ impl DynamoStore {
                     .map(|range| self.index_keys(range, after, &plan.hi, limit)),
             )
             .await?;
-            candidates.extend(parts.into_iter().flatten());
-            if candidates.len() >= limit {
+            for (part, requests) in parts {
+                spent.requests += requests;
+                spent.items += part.len() as u32;
+                keys.extend(part);
+            }
+            if keys.len() >= limit {
                 break;
             }
         }
-        candidates.sort_by(|a, b| a.0.cmp(&b.0));
-        candidates.dedup_by(|a, b| a.0 == b.0);
-        candidates.truncate(limit);
-        Ok(candidates)
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        keys.dedup_by(|a, b| a.0 == b.0);
+        keys.truncate(limit);
+        if keys.len() == limit {
+            // Ranges were cut at `limit`: only what is up to the last key is known to be read.
+            let reached = keys.last().map(|(sk, _)| sk.clone());
+            return Ok(Scan {
+                keys,
+                reached,
+                exhausted: false,
+            });
+        }
+        let reached = stopped_before.or_else(|| keys.last().map(|(sk, _)| sk.clone()));
+        Ok(Scan {
+            keys,
+            reached,
+            exhausted: complete,
+        })
     }
 
     /// Keys of every match in the live index, optionally of one sport.
@@ -411,28 +433,240 @@ impl DynamoStore {
     }
 }
 
-/// The index reads of a listing.
+/// What one call of `candidates` read.
+struct Scan {
+    /// Sort keys and item keys, ascending.
+    keys: Vec<(String, Attrs)>,
+    /// Every sort key up to this one has been read.
+    reached: Option<String>,
+    /// Nothing is left in the plan after `keys`.
+    exhausted: bool,
+}
+
+/// The index reads of a listing, produced lazily: a window of many months is never planned
+/// whole, only read month by month from the cursor.
 struct Plan {
-    groups: Vec<Group>,
+    kind: PlanKind,
     /// Sort keys at or below this are before the window.
     lo: String,
     /// Sort keys at or above this are after the window.
     hi: String,
 }
 
-/// Index partitions read together; `end` bounds their sort keys from above, when known.
+enum PlanKind {
+    /// A competition's or a team's partitions, read together.
+    Partitions(Vec<IndexRange>),
+    /// The by-sport index: one group per month of `[from, to)`, each of every sport named.
+    Months {
+        sports: Vec<Sport>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    },
+}
+
+/// Index partitions read together, whose sort keys all come after `start`.
 struct Group {
     ranges: Vec<IndexRange>,
-    end: Option<String>,
+    start: String,
+}
+
+impl Plan {
+    /// The partitions `filter` reads, with instants kept within years 1 to 9999 by checked
+    /// arithmetic (a window is never moved past what sort keys can hold).
+    fn new(filter: &MatchFilter, now: DateTime<Utc>) -> Plan {
+        let (earliest, latest) = (earliest_instant(), latest_instant());
+        let clamp = |t: DateTime<Utc>| t.clamp(earliest, latest);
+        let lo_key = |from: Option<DateTime<Utc>>| from.map(|t| time_key(clamp(t)));
+        let hi_key = |to: Option<DateTime<Utc>>| match to {
+            Some(t) => upper_time_key(clamp(t)),
+            None => ABOVE_ALL.to_string(),
+        };
+        if filter.competition_id.is_some() || filter.team_id.is_some() {
+            let ranges = match (&filter.competition_id, &filter.team_id) {
+                (Some(c), _) => vec![index_range("gsi2", competition_pk(c))],
+                (None, Some(t)) => vec![
+                    index_range("gsi3", team_pk(t)),
+                    index_range("gsi4", team_pk(t)),
+                ],
+                (None, None) => unreachable!("checked above"),
+            };
+            return Plan {
+                kind: PlanKind::Partitions(ranges),
+                lo: lo_key(filter.from).unwrap_or_default(),
+                hi: hi_key(filter.to),
+            };
+        }
+        // The by-sport index is bucketed by month: name the months of the window. Without
+        // `from`/`to` the window is DEFAULT_WINDOW_DAYS either side of now; with only one of
+        // them, it reaches that far beyond the other end (or now), so it is never empty.
+        let window = TimeDelta::days(DEFAULT_WINDOW_DAYS);
+        let later = |t: DateTime<Utc>| t.checked_add_signed(window).unwrap_or(latest);
+        let earlier = |t: DateTime<Utc>| t.checked_sub_signed(window).unwrap_or(earliest);
+        let (from, to) = match (filter.from, filter.to) {
+            (Some(from), Some(to)) => (from, to),
+            (Some(from), None) => (from, later(from.max(now))),
+            (None, Some(to)) => (earlier(to.min(now)), to),
+            (None, None) => (earlier(now), later(now)),
+        };
+        let (from, to) = (clamp(from), clamp(to));
+        Plan {
+            kind: PlanKind::Months {
+                sports: match filter.sport {
+                    Some(s) => vec![s],
+                    None => Sport::ALL.to_vec(),
+                },
+                from,
+                to,
+            },
+            lo: time_key(from),
+            hi: upper_time_key(to),
+        }
+    }
+
+    /// The groups that may hold sort keys after `after`, in order.
+    fn groups_from<'a>(&'a self, after: &str) -> Box<dyn Iterator<Item = Group> + Send + 'a> {
+        match &self.kind {
+            PlanKind::Partitions(ranges) => Box::new(std::iter::once(Group {
+                ranges: ranges.clone(),
+                start: self.lo.clone(),
+            })),
+            PlanKind::Months { sports, from, to } => {
+                // Start at the month of the cursor: earlier months hold nothing after it.
+                let cursor_time = after
+                    .get(..20)
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.to_utc());
+                let first = month_start(cursor_time.map_or(*from, |t| t.max(*from)));
+                let to = *to;
+                let months =
+                    std::iter::successors(Some(first), |m| m.checked_add_months(Months::new(1)))
+                        .take_while(move |m| *m < to);
+                Box::new(months.map(move |month| {
+                    Group {
+                        ranges: sports
+                            .iter()
+                            .map(|sport| index_range("gsi1", item::sport_month_key(*sport, month)))
+                            .collect(),
+                        start: time_key(month),
+                    }
+                }))
+            }
+        }
+    }
 }
 
 /// The sort-key bound below every match starting before `t`: sort keys hold whole seconds, so
-/// a bound within a second must admit that second (the filter then checks exactly).
+/// a bound within a second must admit that second (the filter then checks exactly). Within the
+/// last second of year 9999 there is no next second to name: then every key is below it.
 fn upper_time_key(t: DateTime<Utc>) -> String {
     let whole = t.trunc_subsecs(0);
     if whole == t {
-        time_key(t)
-    } else {
-        time_key(whole + ChronoDuration::seconds(1))
+        return time_key(t);
+    }
+    match whole.checked_add_signed(TimeDelta::seconds(1)) {
+        Some(next) if next <= latest_instant() => time_key(next),
+        _ => ABOVE_ALL.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instant(raw: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(raw).unwrap().to_utc()
+    }
+
+    fn months(plan: &Plan, after: &str) -> Vec<String> {
+        plan.groups_from(after)
+            .map(|g| g.ranges[0].pk.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_window_names_its_months_and_starts_at_the_cursors_month() {
+        let filter = MatchFilter {
+            sport: Some(Sport::Soccer),
+            from: Some(instant("2030-01-15T00:00:00Z")),
+            to: Some(instant("2030-04-01T00:00:00Z")),
+            ..Default::default()
+        };
+        let plan = Plan::new(&filter, Utc::now());
+        assert_eq!(
+            months(&plan, &plan.lo),
+            ["S#SOCCER#2030-01", "S#SOCCER#2030-02", "S#SOCCER#2030-03"]
+        );
+        assert_eq!(
+            months(&plan, "2030-03-02T10:00:00Z#m1"),
+            ["S#SOCCER#2030-03"]
+        );
+        assert_eq!(months(&plan, "2030-03-01T00:00:00Z"), ["S#SOCCER#2030-03"]);
+    }
+
+    #[test]
+    fn the_widest_one_sided_windows_are_produced_lazily_without_overflow() {
+        let now = Utc::now();
+        for (from, to) in [
+            (Some(earliest_instant()), None),
+            (None, Some(latest_instant())),
+            (Some(DateTime::<Utc>::MIN_UTC), None),
+            (None, Some(DateTime::<Utc>::MAX_UTC)),
+            (Some(latest_instant()), None),
+            (None, Some(earliest_instant())),
+        ] {
+            let filter = MatchFilter {
+                from,
+                to,
+                ..Default::default()
+            };
+            let plan = Plan::new(&filter, now);
+            // Taking a few groups costs a few groups, however wide the window.
+            let some: Vec<Group> = plan.groups_from(&plan.lo).take(3).collect();
+            assert!(some.len() <= 3);
+            assert!(plan.lo.len() == 20 && plan.lo.as_str() < plan.hi.as_str() || some.is_empty());
+            for g in &some {
+                assert_eq!(g.ranges.len(), Sport::ALL.len());
+                assert_eq!(g.start.len(), 20, "a four-digit year: {}", g.start);
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_month_of_year_9999_is_read_and_nothing_after_it() {
+        let filter = MatchFilter {
+            sport: Some(Sport::Soccer),
+            from: Some(instant("9999-11-20T00:00:00Z")),
+            ..Default::default()
+        };
+        let plan = Plan::new(&filter, Utc::now());
+        assert_eq!(
+            months(&plan, &plan.lo),
+            ["S#SOCCER#9999-11", "S#SOCCER#9999-12"]
+        );
+        assert_eq!(plan.hi, ABOVE_ALL);
+    }
+
+    #[test]
+    fn an_upper_bound_within_the_last_second_admits_every_key() {
+        assert_eq!(upper_time_key(latest_instant()), ABOVE_ALL);
+        assert_eq!(
+            upper_time_key(instant("2026-11-22T15:00:00.5Z")),
+            "2026-11-22T15:00:01Z"
+        );
+        assert_eq!(
+            upper_time_key(instant("2026-11-22T15:00:00Z")),
+            "2026-11-22T15:00:00Z"
+        );
+    }
+
+    #[test]
+    fn cursors_are_sort_keys_or_bare_positions_written_as_sort_keys_write_times() {
+        let ok = |sk: &str| parse_cursor(&cursor::encode(&sk)).is_ok();
+        assert!(ok("2026-11-22T15:00:00Z#m1"));
+        assert!(ok("2026-11-01T00:00:00Z"));
+        assert!(!ok("2026-11-22T15:00:00+01:00#m1"));
+        assert!(!ok("2026-11-22T15:00:00Z#"));
+        assert!(!ok("not a time#m1"));
+        assert!(!ok("+10000-01-01T00:00:00Z"));
     }
 }

@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use async_graphql::registry::Registry;
 use async_graphql::{InputType, InputValueError, InputValueResult, Value};
 use chrono::{DateTime, Utc};
+use scoreline_core::store::{earliest_instant, latest_instant};
 use scoreline_core::ValidationError;
 
 use super::scalars::UtcDateTime;
@@ -35,14 +36,23 @@ pub(super) fn opt_non_negative(
 pub struct DateTimeInput(String);
 
 impl DateTimeInput {
-    /// The instant, or a refusal naming `field`. Accepts what the `DateTime` scalar accepts.
+    /// The instant, or a refusal naming `field`. Accepts what the `DateTime` scalar accepts,
+    /// within years 0001 to 9999 in UTC (start times and window bounds become sort keys with a
+    /// four-digit year; an offset can carry `9999-12-31T23:00:00-02:00` past it).
     fn to_utc(&self, field: &'static str) -> Result<DateTime<Utc>, ValidationError> {
-        self.0.parse::<DateTime<Utc>>().map_err(|_| {
+        let t = self.0.parse::<DateTime<Utc>>().map_err(|_| {
             ValidationError::new(
                 field,
                 "must be an RFC 3339 date-time, e.g. \"2026-11-22T15:00:00Z\"",
             )
-        })
+        })?;
+        if t < earliest_instant() || t > latest_instant() {
+            return Err(ValidationError::new(
+                field,
+                "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+            ));
+        }
+        Ok(t)
     }
 }
 

@@ -227,6 +227,10 @@ pub struct Config {
     /// stays open.
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
+    /// Longest one match-day mutation retries against concurrent writers on its match before it
+    /// fails with SERVICE_UNAVAILABLE (having written nothing).
+    #[arg(long, env = "MAX_WRITE_RETRY_SECS", default_value_t = 20)]
+    pub max_write_retry_secs: u64,
     /// Seconds one HTTP request may take, body included (408 beyond).
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,

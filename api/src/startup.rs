@@ -193,6 +193,7 @@ impl Application {
                 max_depth: config.max_query_depth,
                 max_complexity: config.max_query_complexity,
                 introspection: config.introspection,
+                max_write_retry: Duration::from_secs(config.max_write_retry_secs),
             },
         );
         if config.demo {

@@ -15,6 +15,12 @@ use crate::store::{
 /// Attempts a command makes against concurrent writers before giving up.
 pub const MAX_ATTEMPTS: u32 = 200;
 
+/// Longest a command keeps retrying against concurrent writers (by the command's clock) unless
+/// its options say otherwise, so one request never waits for minutes: past it the command fails
+/// with `Contention`, having written nothing, and the client retries (safely, with a
+/// `clientMutationId`).
+pub const DEFAULT_RETRY_SECS: i64 = 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error(transparent)]
@@ -34,6 +40,8 @@ pub enum ServiceError {
 pub struct WriteOptions {
     pub expected_version: Option<u64>,
     pub client_mutation_id: Option<ClientMutationId>,
+    /// Longest to retry against concurrent writers; `None` is [`DEFAULT_RETRY_SECS`].
+    pub retry_for: Option<Duration>,
 }
 
 pub async fn create_competition(
@@ -141,9 +149,16 @@ pub async fn apply_command(
     options: &WriteOptions,
     clock: impl Fn() -> DateTime<Utc>,
 ) -> Result<Match, ServiceError> {
+    let started = clock();
+    let budget = options
+        .retry_for
+        .unwrap_or(Duration::seconds(DEFAULT_RETRY_SECS));
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             store.contention_backoff(attempt).await;
+            if clock() - started >= budget {
+                break;
+            }
         }
         if let Some(first) = first_result(store, id, options).await? {
             return Ok(first);
@@ -266,6 +281,9 @@ mod tests {
         /// or, with `at_read`, right before the next read of the match.
         competitor: Option<MatchWrite>,
         at_read: bool,
+        /// Every commit loses to another writer; `commits` counts them.
+        always_contended: bool,
+        commits: u32,
     }
 
     impl RacingStore {
@@ -278,6 +296,8 @@ mod tests {
                     keys: Vec::new(),
                     competitor,
                     at_read: false,
+                    always_contended: false,
+                    commits: 0,
                 }),
             }
         }
@@ -285,6 +305,12 @@ mod tests {
         /// The competing write lands between the key lookup and the read of the match.
         fn racing_the_read(self) -> Self {
             self.inner.lock().unwrap().at_read = true;
+            self
+        }
+
+        /// Every commit finds that another writer moved the match first.
+        fn always_contended(self) -> Self {
+            self.inner.lock().unwrap().always_contended = true;
             self
         }
 
@@ -373,6 +399,10 @@ mod tests {
         }
         async fn commit(&self, w: &MatchWrite) -> Result<(), CommitError> {
             let mut inner = self.inner.lock().unwrap();
+            inner.commits += 1;
+            if inner.always_contended {
+                return Err(CommitError::VersionMismatch);
+            }
             if !inner.at_read {
                 if let Some(competitor) = inner.competitor.take() {
                     write(&mut inner, &competitor).expect("the competing write applies");
@@ -393,6 +423,7 @@ mod tests {
         WriteOptions {
             expected_version: Some(expected_version),
             client_mutation_id: Some(ClientMutationId::parse(key).unwrap()),
+            retry_for: None,
         }
     }
 
@@ -410,6 +441,30 @@ mod tests {
                     expires_at: Utc::now() + Duration::hours(IDEMPOTENCY_TTL_HOURS),
                 }),
         }
+    }
+
+    #[tokio::test]
+    async fn a_command_stops_retrying_a_contended_match_after_its_time_budget() {
+        let options = WriteOptions {
+            retry_for: Some(Duration::seconds(10)),
+            ..WriteOptions::default()
+        };
+        let store = RacingStore::new(|m| same_mutation(m, &options)).always_contended();
+        let id = MatchId::parse("m1").unwrap();
+        // A clock that moves one second each time it is read: the budget, not the attempt
+        // count, ends the retries.
+        let base = Utc::now();
+        let reads = std::sync::atomic::AtomicI64::new(0);
+        let clock =
+            || base + Duration::seconds(reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let result = apply_command(&store, &id, &goal(), &options, clock).await;
+        assert!(
+            matches!(result, Err(ServiceError::Contention)),
+            "{result:?}"
+        );
+        let commits = store.inner.lock().unwrap().commits;
+        assert!(commits <= 10, "{commits} commits in a 10 s budget");
+        assert!(commits >= 2, "it retried: {commits}");
     }
 
     #[tokio::test]

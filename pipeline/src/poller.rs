@@ -58,6 +58,54 @@ struct Shard {
     initial: bool,
 }
 
+/// Where a shard's next iterator starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Position {
+    After(String),
+    Latest,
+    TrimHorizon,
+}
+
+impl Shard {
+    fn position(&self, start: StartPosition) -> Position {
+        match (&self.last_sequence, self.initial, start) {
+            (Some(seq), _, _) => Position::After(seq.clone()),
+            (None, true, StartPosition::Latest) => Position::Latest,
+            // Shards found later are new: read them whole.
+            (None, _, _) => Position::TrimHorizon,
+        }
+    }
+
+    /// The records after the last one handled are gone (the stream keeps 24 hours): read on
+    /// from the oldest record the shard still holds, instead of asking for the lost ones
+    /// forever. The caller reports the gap.
+    fn trimmed(&mut self) {
+        self.iterator = None;
+        self.last_sequence = None;
+        self.initial = false;
+    }
+}
+
+/// What opening a shard iterator found.
+enum Opening {
+    Iterator(String),
+    /// The shard no longer exists, or has no more records.
+    Gone,
+    /// The position asked for was trimmed from the stream.
+    Trimmed,
+}
+
+/// Logs a gap in a shard: changes that were written but will never be read.
+fn report_gap(id: &str, after: Option<&str>) {
+    tracing::error!(
+        shard = %id,
+        after_sequence = after.unwrap_or("none"),
+        "stream records were trimmed before they were read: the changes between are missing \
+         (subscribers that resume get the current state from the store); reading on from the \
+         oldest record the shard holds"
+    );
+}
+
 /// Converts a DynamoDB Streams SDK record into the Lambda event shape the handler decodes.
 pub fn to_event_record(
     record: &aws_sdk_dynamodbstreams::types::Record,
@@ -144,7 +192,7 @@ pub async fn run(
                 continue;
             }
             if shards[&id].iterator.is_none() {
-                let iterator = match open_iterator(&client, &config, &id, &shards[&id]).await {
+                let opening = match open_iterator(&client, &config, &id, &shards[&id]).await {
                     Ok(it) => it,
                     Err(e) => {
                         tracing::warn!(shard = %id, error = %e, "opening a shard iterator failed; will retry");
@@ -152,10 +200,15 @@ pub async fn run(
                     }
                 };
                 let shard = shards.get_mut(&id).expect("known shard");
-                match iterator {
-                    Some(it) => shard.iterator = Some(it),
-                    None => {
+                match opening {
+                    Opening::Iterator(it) => shard.iterator = Some(it),
+                    Opening::Gone => {
                         shard.finished = true;
+                        continue;
+                    }
+                    Opening::Trimmed => {
+                        report_gap(&id, shard.last_sequence.as_deref());
+                        shard.trimmed();
                         continue;
                     }
                 }
@@ -175,6 +228,15 @@ pub async fn run(
                 {
                     // Reopen after the last record handled.
                     shards.get_mut(&id).expect("known shard").iterator = None;
+                    continue;
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_trimmed_data_access_exception()) =>
+                {
+                    let shard = shards.get_mut(&id).expect("known shard");
+                    report_gap(&id, shard.last_sequence.as_deref());
+                    shard.trimmed();
                     continue;
                 }
                 Err(e) => {
@@ -281,31 +343,82 @@ async fn open_iterator(
     config: &PollerConfig,
     id: &str,
     shard: &Shard,
-) -> Result<Option<String>, PollError> {
+) -> Result<Opening, PollError> {
     let request = client
         .get_shard_iterator()
         .stream_arn(&config.stream_arn)
         .shard_id(id);
-    let request = match (&shard.last_sequence, shard.initial, config.start) {
-        (Some(seq), _, _) => request
+    let position = shard.position(config.start);
+    let request = match &position {
+        Position::After(seq) => request
             .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
             .sequence_number(seq),
-        // Shards found later are new: read them whole.
-        (None, true, StartPosition::Latest) => {
-            request.shard_iterator_type(ShardIteratorType::Latest)
-        }
-        (None, _, _) => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        Position::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
+        Position::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
     };
     match request.send().await {
-        Ok(out) => Ok(out.shard_iterator().map(str::to_string)),
+        Ok(out) => Ok(match out.shard_iterator() {
+            Some(it) => Opening::Iterator(it.to_string()),
+            None => Opening::Gone,
+        }),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_trimmed_data_access_exception())
+                && position != Position::TrimHorizon =>
+        {
+            Ok(Opening::Trimmed)
+        }
         Err(e)
             if e.as_service_error().is_some_and(|s| {
                 s.is_resource_not_found_exception() || s.is_trimmed_data_access_exception()
             }) =>
         {
-            tracing::warn!(shard = %id, error = ?e, "shard is gone or trimmed; skipping it");
-            Ok(None)
+            tracing::warn!(shard = %id, error = ?e, "shard is gone; skipping it");
+            Ok(Opening::Gone)
         }
         Err(e) => Err(err(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(last_sequence: Option<&str>, initial: bool) -> Shard {
+        Shard {
+            parent: None,
+            iterator: Some("it".into()),
+            last_sequence: last_sequence.map(str::to_string),
+            finished: false,
+            initial,
+        }
+    }
+
+    #[test]
+    fn a_shard_resumes_after_its_last_record_and_new_shards_are_read_whole() {
+        let resumed = shard(Some("42"), true);
+        assert_eq!(
+            resumed.position(StartPosition::Latest),
+            Position::After("42".into())
+        );
+        assert_eq!(
+            shard(None, true).position(StartPosition::Latest),
+            Position::Latest
+        );
+        assert_eq!(
+            shard(None, false).position(StartPosition::Latest),
+            Position::TrimHorizon
+        );
+    }
+
+    #[test]
+    fn a_trimmed_shard_reads_on_from_its_trim_horizon_not_the_lost_position() {
+        // A poller started at the newest records, whose position was trimmed away: asking
+        // for it again would fail forever, and asking for the newest would skip more.
+        let mut s = shard(Some("42"), true);
+        s.trimmed();
+        assert_eq!(s.position(StartPosition::Latest), Position::TrimHorizon);
+        assert!(s.iterator.is_none(), "the trimmed iterator is dropped");
+        assert!(!s.finished, "the shard is still read");
     }
 }

@@ -1727,6 +1727,7 @@ mod contract {
         let options = |v| WriteOptions {
             expected_version: Some(v),
             client_mutation_id: None,
+            retry_for: None,
         };
         let next = service::apply_command(store, &current.id, &goal, &options(2), Utc::now)
             .await
@@ -1759,6 +1760,7 @@ mod contract {
         let keyed = WriteOptions {
             expected_version: Some(2),
             client_mutation_id: Some(key("offline-1")),
+            retry_for: None,
         };
         let first = service::apply_command(store, &current.id, &goal, &keyed, Utc::now)
             .await
@@ -1780,6 +1782,7 @@ mod contract {
             &WriteOptions {
                 expected_version: None,
                 client_mutation_id: Some(key("offline-1")),
+                retry_for: None,
             },
             Utc::now,
         )
@@ -1795,6 +1798,7 @@ mod contract {
         let options = WriteOptions {
             expected_version: None,
             client_mutation_id: Some(key("twice")),
+            retry_for: None,
         };
         let (a, b) = tokio::join!(
             service::apply_command(store, &current.id, &goal, &options, Utc::now),

@@ -10,7 +10,7 @@ use scoreline_core::{Competition, CompetitionId, Match, MatchId, Team, TeamId};
 
 use crate::graphql::error::{invalid, service as service_error};
 use crate::graphql::guard::RoleGuard;
-use crate::graphql::schema::Services;
+use crate::graphql::schema::{Services, WriteRetry};
 use crate::graphql::types::inputs::{
     CreateCompetitionInput, CreateMatchInput, CreateTeamInput, MatchDay, RecordEventInput,
     SetMatchStatusInput, UpdateClockInput, UpdateDetailsInput, UpdateScoreInput,
@@ -27,9 +27,12 @@ async fn match_day(
     let MatchDay {
         match_id,
         command,
-        options,
+        mut options,
     } = parsed.map_err(invalid)?;
     let services = ctx.data::<Services>()?;
+    if let Ok(retry) = ctx.data::<WriteRetry>() {
+        options.retry_for = chrono::Duration::from_std(retry.0).ok();
+    }
     let m = service::apply_command(
         services.store.as_ref(),
         &match_id,

@@ -46,7 +46,13 @@ pub struct SchemaLimits {
     pub max_complexity: usize,
     /// Whether `__schema` and `__type` answer (`INTROSPECTION`).
     pub introspection: bool,
+    /// Longest a match-day mutation retries against concurrent writers (`MAX_WRITE_RETRY_SECS`).
+    pub max_write_retry: std::time::Duration,
 }
+
+/// How long match-day mutations retry against concurrent writers, in the schema's data.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteRetry(pub std::time::Duration);
 
 impl Default for SchemaLimits {
     fn default() -> Self {
@@ -54,6 +60,9 @@ impl Default for SchemaLimits {
             max_depth: 12,
             max_complexity: 5000,
             introspection: true,
+            max_write_retry: std::time::Duration::from_secs(
+                scoreline_core::service::DEFAULT_RETRY_SECS as u64,
+            ),
         }
     }
 }
@@ -63,6 +72,7 @@ pub fn build_schema(services: Services, limits: SchemaLimits) -> ScorelineSchema
     let builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(services)
         .data(loader)
+        .data(WriteRetry(limits.max_write_retry))
         .extension(ErrorCodes)
         .extension(LimitsExtension(DocumentLimits {
             max_depth: limits.max_depth,

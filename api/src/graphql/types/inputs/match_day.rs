@@ -33,6 +33,7 @@ pub(super) fn match_day(
             client_mutation_id: client_mutation_id
                 .map(ClientMutationId::parse)
                 .transpose()?,
+            retry_for: None,
         },
     ))
 }

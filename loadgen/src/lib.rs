@@ -4,6 +4,8 @@
 //!   delivery latency, fan-out completion, loss, server RSS per connection, and the CPU time of
 //!   the server and of the load generator itself (they share the machine).
 //! - `loadgen http`: `match(id)` query throughput over keep-alive HTTP/1.1.
+//! - `loadgen slow`: clients that subscribe and stop reading: the server's peak RSS, and what
+//!   of it comes back when they leave.
 //! - `loadgen floor`: the cost of writing a 120-byte frame to a loopback socket with no server
 //!   at all, measured on the same machine at the same time: the floor for the server's cost
 //!   per delivered message.
@@ -13,7 +15,7 @@
 //!
 //! # Layout
 //! - `target`: spawning or reaching the server, the admin token, the GraphQL seeding calls.
-//! - `ws`, `http`, `floor`: the three benches (and `floor`'s reading child, `floor-sink`).
+//! - `ws`, `http`, `slow`, `floor`: the benches (and `floor`'s reading child, `floor-sink`).
 //! - `rawws`: the minimal WebSocket client `ws` subscribers use by default.
 //! - `stats`: percentiles, medians, version-sequence accounting.
 //! - `procfs`: RSS and CPU time from `/proc` and `getrusage`.
@@ -24,6 +26,7 @@ pub mod http;
 pub mod procfs;
 pub mod rawws;
 pub mod report;
+pub mod slow;
 pub mod stats;
 pub mod target;
 pub mod ws;
@@ -46,6 +49,8 @@ pub enum Command {
     Ws(ws::WsArgs),
     /// `match(id)` over HTTP: C keep-alive connections for D seconds.
     Http(http::HttpArgs),
+    /// Slow clients: S never-reading sockets with large subscriptions; peak and after RSS.
+    Slow(slow::SlowArgs),
     /// The floor: one 120-byte frame to each of N loopback sockets, K rounds, no server.
     Floor(floor::FloorArgs),
     /// The reading side of `floor`, run by it as a child process.
@@ -57,6 +62,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ws(args) => ws::run(args).await,
         Command::Http(args) => http::run(args).await,
+        Command::Slow(args) => slow::run(args).await,
         Command::Floor(args) => floor::run(args).await,
         Command::FloorSink(args) => floor::sink(args).await,
     }

@@ -25,7 +25,9 @@ use serde_json::json;
 const WRITERS: i64 = 200;
 
 /// DynamoDB Local's latency grows with the requests in flight: two crowds of 200 writers at once
-/// make requests wait past the SDK's timeouts on a small machine. The tests here take turns.
+/// make requests wait past the SDK's timeouts on a small machine. The tests here take turns: with
+/// this mutex in one test process, and in the test group `dynamodb-crowds`
+/// (`.config/nextest.toml`) when cargo-nextest runs each test in its own process.
 static ONE_CROWD_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// No retry time limit short of the test's own: the crowd takes as long as it takes.

@@ -44,13 +44,9 @@ const RECORD: &str = "mutation($i: RecordEventInput!) { recordEvent(input: $i) {
 async fn two_hundred_concurrent_field_goals_all_count_through_graphql() {
     let _turn = ONE_CROWD_AT_A_TIME.lock().await;
     // 200 writers on one match is far beyond a real match day: on a loaded machine DynamoDB
-    // Local makes the crowd take longer than the limits a client is held to. This test is about
-    // every write counting, so it lifts the request and write-retry time limits.
-    let app = TestApp::spawn_dynamodb_with(|config| {
-        config.request_timeout_secs = 600;
-        config.max_write_retry_secs = 600;
-    })
-    .await;
+    // Local makes the crowd take longer than the limits a client is held to. The test
+    // configuration lifts the request and write-retry time limits (`Config::for_tests`).
+    let app = TestApp::spawn_dynamodb().await;
     let seed = app.live_match("BASKETBALL").await;
     let before = app
         .ok(

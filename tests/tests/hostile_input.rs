@@ -179,34 +179,31 @@ async fn an_address_over_its_stream_bound_is_refused_before_the_upgrade() {
 
 #[tokio::test]
 async fn an_anonymous_flood_from_one_address_gets_429_with_retry_after() {
-    let app = TestApp::spawn_with(|c| c.rate_limit_per_address = 5).await;
-    let query = json!({"query": "{ liveMatches { id } }"});
+    // One request a second, bursts of two; twenty at once are over it however slowly the
+    // machine answers (a query that reads no store, so each is quick anyway).
+    let app = TestApp::spawn_with(|c| c.rate_limit_per_address = 1).await;
+    let query = json!({"query": "{ __typename }"});
+    let flood = (0..20).map(|_| app.http.post(app.url("/graphql")).json(&query).send());
+    let responses = futures::future::join_all(flood).await;
     let mut statuses = Vec::new();
     let mut limited = None;
-    for _ in 0..30 {
-        let response = app
-            .http
-            .post(app.url("/graphql"))
-            .json(&query)
-            .send()
-            .await
-            .unwrap();
+    for response in responses {
+        let response = response.unwrap();
         statuses.push(response.status());
-        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        if response.status() == StatusCode::TOO_MANY_REQUESTS && limited.is_none() {
             let retry_after = response.headers()["retry-after"]
                 .to_str()
                 .unwrap()
                 .to_string();
             let body: Value = response.json().await.unwrap();
             limited = Some((retry_after, body));
-            break;
         }
     }
     let (retry_after, body) = limited.expect("the flood is limited");
     assert!(retry_after.parse::<u64>().unwrap() >= 1);
     assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
-    // The burst (twice the rate) went through first.
-    assert!(statuses.iter().filter(|s| **s == StatusCode::OK).count() >= 10);
+    // The burst (twice the rate) went through.
+    assert!(statuses.iter().filter(|s| **s == StatusCode::OK).count() >= 2);
     // A signed-in client's queries are not charged to the address.
     let data = app
         .ok(

@@ -200,6 +200,8 @@ function OutboxSummary() {
   let text;
   if (count === 0) text = offline ? 'Offline. Taps will wait here until the connection returns.' : null;
   else if (!box.token) text = `${count} ${count === 1 ? 'tap is' : 'taps are'} waiting: sign in to send them.`;
+  else if (box.entries[0].state === 'conflict')
+    text = `${count} waiting: the first needs your decision, because the match changed before it was sent.`;
   else if (box.authError) text = `${count} waiting: the server refused the token (${box.authError}). Sign in again.`;
   else if (offline) text = `Offline: ${count} ${count === 1 ? 'tap is' : 'taps are'} waiting, sent in order when the connection returns.`;
   else text = `Sending ${count} ${count === 1 ? 'tap' : 'taps'}…`;
@@ -314,6 +316,10 @@ function MatchDay({ token }) {
   const [matches, setMatches] = useState(null);
   const [error, setError] = useState(null);
   const [matchId, setMatchId] = useState(matchIdFromHash());
+  // The list shows statuses: read it again when one changes.
+  useOutbox((event) => {
+    if (event.kind === 'applied' && event.entry.op === 'setMatchStatus') load();
+  });
   function load() {
     setError(null);
     request(PICKER_QUERY, {}, token)
@@ -543,4 +549,6 @@ function Correction({ match, status, tap }) {
   `;
 }
 
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = '';
+render(html`<${App} />`, root);

@@ -7,7 +7,7 @@
 // matchUpdated with sinceVersion. No token: everything here is public.
 import { html, render, useEffect, useReducer, useRef, useState } from '{{preact-htm.module.js}}';
 import { Live, MATCH_FIELDS, EVENT_FIELDS, request } from '{{graphql.js}}';
-import { ScoreLine, SPORT_LABELS, Timeline, clockText, newer, statusText } from '{{ui.js}}';
+import { ScoreLine, SPORT_LABELS, StatusText, Timeline, newer, statusText } from '{{ui.js}}';
 
 const LIVE_QUERY = `query Live { liveMatches { ...MatchFields } } ${MATCH_FIELDS}`;
 const MATCHES_UPDATED = `subscription Board {
@@ -69,7 +69,7 @@ function Card({ match, onOpen }) {
         <span class="card-team">${match.homeTeam.name}</span>
         <span class="card-score" data-testid="card-score">${match.score.home} – ${match.score.away}</span>
         <span class="card-team">${match.awayTeam.name}</span>
-        <span class="card-status">${statusText(match)}${clockText(match) ? ` · ${clockText(match)}` : ''}</span>
+        <span class="card-status"><${StatusText} match=${match} /></span>
       </button>
     </li>
   `;
@@ -171,4 +171,6 @@ function App() {
   `;
 }
 
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = '';
+render(html`<${App} />`, root);

@@ -1,7 +1,7 @@
 // What the console and the scoreboard show alike: names of statuses and events, the clock, a
 // match's score line and its timeline. The server replaces the double-braced file name below
 // with the vendored module's content-addressed URL (see api/src/http/pages.rs).
-import { html } from '{{preact-htm.module.js}}';
+import { html, useEffect, useState } from '{{preact-htm.module.js}}';
 
 export const STATUS_LABELS = {
   SCHEDULED: 'Scheduled',
@@ -49,21 +49,39 @@ export function teamName(team) {
   return team?.shortName || team?.name || '?';
 }
 
-/** `P2 · 67'` for a match with a clock. */
-export function clockText(match) {
+/** `P2 · 67'` for a match with a clock. The server does not tick the clock between changes:
+ * while it runs, count up from the reading, as of when it was received. */
+export function clockText(match, now = Date.now()) {
   const clock = match.clock;
   if (!clock || match.status === 'SCHEDULED') return '';
-  const minutes = Math.floor((clock.elapsedSeconds ?? 0) / 60);
+  const since = clock.running && match.receivedAt ? Math.max(0, (now - match.receivedAt) / 1000) : 0;
+  const minutes = Math.floor((clock.elapsedSeconds + since) / 60);
   return `P${clock.period} · ${minutes}'`;
+}
+
+/** The status and the clock, re-rendered while the clock runs. */
+export function StatusText({ match }) {
+  const [now, setNow] = useState(Date.now());
+  const running = match.clock?.running && match.status === 'LIVE';
+  useEffect(() => {
+    if (!running) return undefined;
+    const timer = setInterval(() => setNow(Date.now()), 5000);
+    return () => clearInterval(timer);
+  }, [running]);
+  const clock = clockText(match, Math.max(now, Date.now()));
+  return `${statusText(match)}${clock ? ` · ${clock}` : ''}`;
 }
 
 export function statusText(match) {
   return STATUS_LABELS[match.status] ?? match.status;
 }
 
-/** Keeps `a` unless `b` is a newer version of the same match (streams are at-least-once). */
+/** Keeps `a` unless `b` is a newer version of the same match (streams are at-least-once).
+ * Marks the one kept with when it was received, for the clock. */
 export function newer(a, b) {
-  return !a || (b && b.version > a.version) ? b : a;
+  const kept = !a || (b && b.version > a.version) ? b : a;
+  if (kept && kept.receivedAt === undefined) kept.receivedAt = Date.now();
+  return kept;
 }
 
 /** One event as a sentence: "Goal, Home (A. Striker)". */
@@ -88,9 +106,7 @@ export function ScoreLine({ match, level = 2 }) {
       <span class="team home">${match.homeTeam.name}</span>
       <span class="score" data-testid="score">${match.score.home} – ${match.score.away}</span>
       <span class="team away">${match.awayTeam.name}</span>
-      <span class=${`status status-${match.status.toLowerCase()}`}>
-        ${statusText(match)}${clockText(match) ? ` · ${clockText(match)}` : ''}
-      </span>
+      <span class=${`status status-${match.status.toLowerCase()}`}><${StatusText} match=${match} /></span>
     </div>
   `;
 }

@@ -316,6 +316,57 @@ test('a conflict can be discarded', async () => {
   assert.ok(!after.events.some((e) => e.type === 'YELLOW_CARD' && e.seq > before.events.at(-1).seq));
 });
 
+test('the scoreboard resumes after its connection drops, with no gap and no repeat', async () => {
+  // Every WebSocket of the scoreboard now goes through this route, which can cut it.
+  let blocked = false;
+  const routed = [];
+  /** The subscribe frames the page sent, in order. */
+  const subscribes = [];
+  await board.routeWebSocket(/\/graphql$/, (ws) => {
+    if (blocked) {
+      ws.close({ code: 4000, reason: 'cut by the test' });
+      return;
+    }
+    const upstream = ws.connectToServer();
+    ws.onMessage((message) => {
+      const frame = JSON.parse(message);
+      if (frame.type === 'subscribe') subscribes.push(frame.payload);
+      upstream.send(message);
+    });
+    routed.push(ws);
+  });
+  await board.reload();
+  const timeline = board.getByRole('region', { name: 'Timeline' });
+  const before = await stored();
+  await timeline.locator(`li[data-seq="${before.events.at(-1).seq}"]`).waitFor({ timeout: 10_000 });
+  assert.equal(await timeline.locator('li').count(), before.events.length);
+
+  blocked = true;
+  await routed.at(-1).close({ code: 4000, reason: 'cut by the test' });
+  await board.getByText('Reconnecting…').waitFor({ timeout: 5_000 });
+  // Two goals while the scoreboard is cut off.
+  await recordGoal(server, MATCH, 'AWAY');
+  await recordGoal(server, MATCH, 'AWAY');
+  await sleep(500);
+  assert.equal(await timeline.locator('li').count(), before.events.length, 'nothing arrives while cut');
+  const resumedFrom = subscribes.length;
+  blocked = false;
+
+  const after = await stored();
+  await boardShows(`${after.score.home} – ${after.score.away}`, Date.now());
+  await timeline.locator(`li[data-seq="${after.events.at(-1).seq}"]`).waitFor({ timeout: 10_000 });
+  assert.equal(await timeline.locator('li').count(), after.events.length, 'every event once');
+  // Resubscribed from the last event and version seen, not from the start.
+  const resumed = subscribes.slice(resumedFrom);
+  const events = resumed.find((p) => p.query.includes('matchEvents'));
+  const state = resumed.find((p) => p.query.includes('matchUpdated('));
+  assert.equal(events?.variables.after, before.events.at(-1).seq, JSON.stringify(resumed));
+  assert.equal(state?.variables.since, before.version, JSON.stringify(resumed));
+  await board.getByText('Live', { exact: true }).waitFor();
+  await board.getByRole('button', { name: '← All live matches' }).click();
+  await boardShows(`${after.score.home} – ${after.score.away}`, Date.now());
+});
+
 test('an admin creates a competition, two teams and a match', async () => {
   await consolePage.getByRole('button', { name: 'Sign out' }).click();
   await signIn('admin');

@@ -43,6 +43,8 @@ export class Outbox {
   }
 
   load() {
+    // Once a save has failed, storage is behind memory: memory is the truth until one succeeds.
+    if (this.storageError) return this.entries;
     try {
       const stored = JSON.parse(localStorage.getItem(KEY) ?? '[]');
       return Array.isArray(stored) ? stored : [];

@@ -367,6 +367,35 @@ test('the scoreboard resumes after its connection drops, with no gap and no repe
   await boardShows(`${after.score.home} – ${after.score.away}`, Date.now());
 });
 
+test('periods, a finish that takes a second tap, and a score correction', async () => {
+  await consolePage.getByRole('button', { name: 'End period 1' }).click();
+  await consolePage.getByText('The clock is stopped in period 1.').waitFor({ timeout: 5_000 });
+  await consolePage.getByLabel('Period', { exact: true }).fill('2');
+  await consolePage.getByRole('button', { name: 'Start period 2' }).click();
+  await consolePage.getByText('The clock is running in period 2.').waitFor({ timeout: 5_000 });
+
+  // Finishing cannot be undone: the first tap only asks for a second one.
+  await consolePage.getByRole('button', { name: 'Finish match' }).click();
+  await consolePage.getByRole('button', { name: 'Tap again: finish match' }).waitFor();
+  assert.equal((await stored()).status, 'LIVE');
+  await consolePage.getByRole('button', { name: 'Tap again: finish match' }).click();
+  await consolePage.getByText('Full time: no status change left.').waitFor({ timeout: 5_000 });
+  await board.locator(`[data-match="${MATCH}"]`, { hasText: 'Full time' }).waitFor({ timeout: 5_000 });
+  assert.equal(await consolePage.getByRole('button', { name: `Goal for ${home}`, exact: true }).isDisabled(), true);
+
+  const before = await stored();
+  await consolePage.getByText('Correct the score').click();
+  await consolePage.getByLabel(home, { exact: true }).fill('2');
+  await consolePage.getByLabel(away, { exact: true }).fill('2');
+  await consolePage.getByRole('button', { name: 'Save corrected score' }).click();
+  await boardShows('2 – 2', Date.now());
+  const after = await stored();
+  assert.deepEqual(after.score, { home: 2, away: 2 });
+  assert.equal(after.events.at(-1).type, 'SCORE_CORRECTION');
+  assert.equal(after.version, before.version + 1);
+  await shot(consolePage, 'console-finished');
+});
+
 test('an admin creates a competition, two teams and a match', async () => {
   await consolePage.getByRole('button', { name: 'Sign out' }).click();
   await signIn('admin');

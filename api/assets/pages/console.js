@@ -469,19 +469,7 @@ function MatchPanel({ matchId, token }) {
         ? html`<p class=${notice.error ? 'error' : 'notice'} role=${notice.error ? 'alert' : 'status'}>${notice.text}</p>`
         : null}
 
-      <div class="controls" role="group" aria-label="Match status">
-        ${(MOVES[status] ?? []).map(
-          ([to, text]) => html`<button
-            type="button"
-            key=${to}
-            class=${to === 'LIVE' ? 'big primary' : 'big'}
-            onClick=${() => tap('setMatchStatus', { status: to }, text)}
-          >
-            ${text}
-          </button>`,
-        )}
-        ${(MOVES[status] ?? []).length === 0 ? html`<p class="muted">${STATUS_LABELS[status]}: no status change left.</p>` : null}
-      </div>
+      <${StatusMoves} status=${status} tap=${tap} />
 
       ${canRecord ? null : html`<p class="help">Events can be recorded while the match is live.</p>`}
       <div class="field">
@@ -494,6 +482,45 @@ function MatchPanel({ matchId, token }) {
       <${Correction} match=${match} status=${status} tap=${tap} />
       <${Timeline} events=${[...events.values()]} match=${match} />
     </section>
+  `;
+}
+
+/** Moves that cannot be undone (FINISHED, CANCELLED) take a second tap within a few seconds. */
+const FINAL = new Set(['FINISHED', 'CANCELLED']);
+
+function StatusMoves({ status, tap }) {
+  const [armed, setArmed] = useState(null);
+  useEffect(() => {
+    if (!armed) return undefined;
+    const timer = setTimeout(() => setArmed(null), 4000);
+    return () => clearTimeout(timer);
+  }, [armed]);
+  const moves = MOVES[status] ?? [];
+  function press(to, text) {
+    if (FINAL.has(to) && armed !== to) {
+      setArmed(to);
+      return;
+    }
+    setArmed(null);
+    tap('setMatchStatus', { status: to }, text);
+  }
+  return html`
+    <div class="controls" role="group" aria-label="Match status">
+      ${moves.map(
+        ([to, text]) => html`<button
+          type="button"
+          key=${to}
+          class=${to === 'LIVE' ? 'big primary' : armed === to ? 'big danger' : 'big'}
+          onClick=${() => press(to, text)}
+        >
+          ${armed === to ? `Tap again: ${text.toLowerCase()}` : text}
+        </button>`,
+      )}
+      ${moves.length === 0 ? html`<p class="muted">${STATUS_LABELS[status]}: no status change left.</p>` : null}
+      <p class="visually-hidden" role="status">
+        ${armed ? `This cannot be undone. Press again within 4 seconds to confirm.` : ''}
+      </p>
+    </div>
   `;
 }
 

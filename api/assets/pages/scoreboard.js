@@ -1,6 +1,7 @@
 // The public scoreboard at /scoreboard: the live matches, and one match's timeline when picked.
 //
-// It subscribes to matchesUpdated for live and paused matches, then reads liveMatches, and does
+// It subscribes to matchesUpdated for live, paused and finished matches, then reads liveMatches
+// (the live and paused ones), and does
 // both again after every reconnect (subscribe first, then read, so nothing committed in between
 // is missed); a state is kept only when its version is newer. A picked match's timeline comes
 // from matchEvents with afterSeq, resumed from the last seq shown, and its state from
@@ -10,8 +11,10 @@ import { Live, MATCH_FIELDS, EVENT_FIELDS, request } from '{{graphql.js}}';
 import { ScoreLine, SPORT_LABELS, StatusText, Timeline, newer, statusText } from '{{ui.js}}';
 
 const LIVE_QUERY = `query Live { liveMatches { ...MatchFields } } ${MATCH_FIELDS}`;
+// FINISHED too: a match that finishes while the page is open stays on it, and a correction of
+// its score after the final whistle still reaches it.
 const MATCHES_UPDATED = `subscription Board {
-  matchesUpdated(filter: {status: [LIVE, PAUSED]}) { ...MatchFields } } ${MATCH_FIELDS}`;
+  matchesUpdated(filter: {status: [LIVE, PAUSED, FINISHED]}) { ...MatchFields } } ${MATCH_FIELDS}`;
 const MATCH_UPDATED = `subscription One($id: ID!, $since: Int) {
   matchUpdated(id: $id, sinceVersion: $since) { ...MatchFields } } ${MATCH_FIELDS}`;
 const MATCH_EVENTS = `subscription Timeline($id: ID!, $after: Int) {
@@ -80,14 +83,22 @@ function Board({ onOpen }) {
   const matches = [...board.values()]
     .filter((m) => m.status in ORDER)
     .sort((a, b) => ORDER[a.status] - ORDER[b.status] || a.startTime.localeCompare(b.startTime));
+  const playing = matches.filter((m) => m.status !== 'FINISHED');
+  const finished = matches.filter((m) => m.status === 'FINISHED');
+  const cards = (list) =>
+    html`<ul class="cards">${list.map((m) => html`<${Card} key=${m.id} match=${m} onOpen=${onOpen} />`)}</ul>`;
   return html`
     <section aria-labelledby="board-title">
       <h2 id="board-title">Live now</h2>
-      ${matches.length === 0 ? html`<p class="muted">No match is live right now.</p>` : null}
-      <ul class="cards">
-        ${matches.map((m) => html`<${Card} key=${m.id} match=${m} onOpen=${onOpen} />`)}
-      </ul>
+      ${playing.length === 0 ? html`<p class="muted">No match is live right now.</p>` : null}
+      ${cards(playing)}
     </section>
+    ${finished.length
+      ? html`<section aria-labelledby="finished-title">
+          <h2 id="finished-title" class="section-gap">Just finished</h2>
+          ${cards(finished)}
+        </section>`
+      : null}
   `;
 }
 

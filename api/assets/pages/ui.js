@@ -53,7 +53,7 @@ export function teamName(team) {
  * while it runs, count up from the reading, as of when it was received. */
 export function clockText(match, now = Date.now()) {
   const clock = match.clock;
-  if (!clock || match.status === 'SCHEDULED') return '';
+  if (!clock || !['LIVE', 'PAUSED'].includes(match.status)) return '';
   const since = clock.running && match.receivedAt ? Math.max(0, (now - match.receivedAt) / 1000) : 0;
   const minutes = Math.floor((clock.elapsedSeconds + since) / 60);
   return `P${clock.period} · ${minutes}'`;

@@ -13,7 +13,8 @@
 // clients/artifacts/.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -34,6 +35,9 @@ const FLAGS = [
   '--disable-sync',
 ];
 const ARTIFACTS = path.join(repo, 'clients', 'artifacts');
+/** axe-core, the accessibility engine, run in the pages (through DevTools, which the pages' CSP
+ * does not govern). */
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const PHONE = { width: 360, height: 780 };
 const MATCH = 'soccer-next-1';
 
@@ -136,6 +140,20 @@ async function signIn(role) {
   await consolePage.getByText('Signed in as').waitFor({ timeout: 10_000 });
 }
 
+/** No WCAG 2.1 A or AA violation that axe-core can find (labels, names, roles, contrast, …). */
+async function accessible(page, what) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    });
+    return result.violations.map(
+      (v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`,
+    );
+  });
+  assert.deepEqual(violations, [], `${what}:\n${violations.join('\n')}`);
+}
+
 /** Nothing wider than the viewport: no sideways scrolling at 360 px. */
 async function fitsWidth(page) {
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
@@ -153,6 +171,7 @@ test('the scoreboard and the console load from the server alone, under a strict 
   await board.locator('[data-match="soccer-live-1"]').waitFor({ timeout: 10_000 });
   await board.getByText('Live', { exact: true }).waitFor({ timeout: 10_000 });
   await fitsWidth(board);
+  await accessible(board, 'the scoreboard');
   await shot(board, 'scoreboard-live');
 
   const page = await consolePage.goto(`${server.url}/console`);
@@ -160,6 +179,7 @@ test('the scoreboard and the console load from the server alone, under a strict 
   assert.match(page.headers()['content-security-policy'] ?? '', /script-src 'self';/);
   await consolePage.getByLabel('Access token').waitFor({ timeout: 15_000 });
   await fitsWidth(consolePage);
+  await accessible(consolePage, 'the sign-in form');
   await shot(consolePage, 'console-sign-in');
 });
 
@@ -203,6 +223,7 @@ test('an operator starts a match and records goals; the scoreboard shows each wi
   assert.equal(match.status, 'LIVE');
   assert.deepEqual(match.score, { home: 1, away: 1 });
   await fitsWidth(consolePage);
+  await accessible(consolePage, 'match day');
   await shot(consolePage, 'console-match-live');
   await shot(board, 'scoreboard-after-goals');
 });
@@ -213,6 +234,7 @@ test('the scoreboard shows one match\'s timeline on click, live', async () => {
   await timeline.locator('li', { hasText: 'Goal' }).nth(1).waitFor({ timeout: 5_000 });
   await timeline.locator('li', { hasText: 'SCHEDULED → LIVE' }).waitFor();
   await fitsWidth(board);
+  await accessible(board, 'a match on the scoreboard');
   await shot(board, 'scoreboard-timeline');
 });
 
@@ -289,6 +311,7 @@ test('a write another operator made first is surfaced as a conflict, with a choi
   await dialog.getByText(`${before.score.home + 1} – ${before.score.away}`).waitFor({ timeout: 5_000 });
   assert.deepEqual((await stored()).score, { home: before.score.home + 1, away: before.score.away });
   await fitsWidth(consolePage);
+  await accessible(consolePage, 'the conflict');
   await shot(consolePage, 'console-conflict');
 
   await dialog.getByRole('button', { name: 'Apply my tap to the current state' }).click();
@@ -438,6 +461,7 @@ test('an admin creates a competition, two teams and a match', async () => {
   await match.getByRole('button', { name: 'Create match' }).click();
   await match.getByRole('alert').waitFor({ timeout: 5_000 });
   await fitsWidth(consolePage);
+  await accessible(consolePage, 'the admin forms');
   await shot(consolePage, 'console-admin');
 });
 

@@ -8,7 +8,7 @@
 // matchUpdated with sinceVersion. No token: everything here is public.
 import { html, render, useEffect, useReducer, useRef, useState } from '{{preact-htm.module.js}}';
 import { Live, MATCH_FIELDS, EVENT_FIELDS, request } from '{{graphql.js}}';
-import { ScoreLine, SPORT_LABELS, StatusText, Timeline, newer, statusText } from '{{ui.js}}';
+import { ScoreLine, SPORT_LABELS, StatusText, Timeline, newer } from '{{ui.js}}';
 
 const LIVE_QUERY = `query Live { liveMatches { ...MatchFields } } ${MATCH_FIELDS}`;
 // FINISHED too: a match that finishes while the page is open stays on it, and a correction of
@@ -66,13 +66,13 @@ const ORDER = { LIVE: 0, PAUSED: 1, FINISHED: 2 };
 function Card({ match, onOpen }) {
   return html`
     <li class=${`card status-${match.status.toLowerCase()}`} data-match=${match.id}>
-      <button type="button" class="card-button" onClick=${() => onOpen(match.id)}
-        aria-label=${`${match.homeTeam.name} ${match.score.home}, ${match.awayTeam.name} ${match.score.away}, ${statusText(match)}. Show the timeline.`}>
+      <button type="button" class="card-button" onClick=${() => onOpen(match.id)}>
         <span class="card-meta">${SPORT_LABELS[match.sport]} · ${match.competition.name}</span>
         <span class="card-team">${match.homeTeam.name}</span>
         <span class="card-score" data-testid="card-score">${match.score.home} – ${match.score.away}</span>
         <span class="card-team">${match.awayTeam.name}</span>
         <span class="card-status"><${StatusText} match=${match} /></span>
+        <span class="visually-hidden">: show the timeline</span>
       </button>
     </li>
   `;

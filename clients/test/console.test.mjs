@@ -367,9 +367,16 @@ test('the scoreboard resumes after its connection drops, with no gap and no repe
   blocked = true;
   await routed.at(-1).close({ code: 4000, reason: 'cut by the test' });
   await board.getByText('Reconnecting…').waitFor({ timeout: 5_000 });
-  // Two goals while the scoreboard is cut off.
+  // Two goals while the scoreboard is cut off, and another match finishes.
   await recordGoal(server, MATCH, 'AWAY');
   await recordGoal(server, MATCH, 'AWAY');
+  const finished = await graphql(
+    server,
+    'mutation($i: SetMatchStatusInput!) { setMatchStatus(input: $i) { status } }',
+    { i: { matchId: 'soccer-live-2', status: 'FINISHED' } },
+    server.token('operator'),
+  );
+  assert.equal(finished.data?.setMatchStatus.status, 'FINISHED', JSON.stringify(finished));
   await sleep(500);
   assert.equal(await timeline.locator('li').count(), before.events.length, 'nothing arrives while cut');
   const resumedFrom = subscribes.length;
@@ -388,6 +395,8 @@ test('the scoreboard resumes after its connection drops, with no gap and no repe
   await board.getByText('Live', { exact: true }).waitFor();
   await board.getByRole('button', { name: '← All live matches' }).click();
   await boardShows(`${after.score.home} – ${after.score.away}`, Date.now());
+  // The match that finished meanwhile is read again after the reconnect: no longer shown live.
+  await board.locator('[data-match="soccer-live-2"]', { hasText: 'Full time' }).waitFor({ timeout: 5_000 });
 });
 
 test('periods, a finish that takes a second tap, and a score correction', async () => {

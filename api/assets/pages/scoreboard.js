@@ -25,6 +25,7 @@ const MATCH_QUERY = `query Match($id: ID!) { match(id: $id) { ...MatchFields } }
 const board = new Map();
 const listeners = new Set();
 let connection = 'connecting';
+const PLAYING = { LIVE: true, PAUSED: true };
 
 function changed() {
   for (const listener of listeners) listener();
@@ -39,10 +40,22 @@ function seen(match) {
   }
 }
 
-function catchUp() {
-  request(LIVE_QUERY)
-    .then((data) => data.liveMatches.forEach(seen))
-    .catch(() => {});
+/** After a (re)connect: the live matches, and the matches shown as live that are no longer
+ * (they finished, or were corrected back, while the page was cut off). */
+async function catchUp() {
+  try {
+    const data = await request(LIVE_QUERY);
+    data.liveMatches.forEach(seen);
+    const now = new Set(data.liveMatches.map((m) => m.id));
+    const gone = [...board.values()].filter((m) => m.status in PLAYING && !now.has(m.id));
+    if (gone.length === 0) return;
+    // One request for them all, an alias each.
+    const fields = gone.map((m, i) => `m${i}: match(id: ${JSON.stringify(m.id)}) { ...MatchFields }`);
+    const rest = await request(`query Gone { ${fields.join(' ')} } ${MATCH_FIELDS}`);
+    Object.values(rest).forEach(seen);
+  } catch {
+    // Offline again: the next reconnect reads again.
+  }
 }
 
 const live = new Live((status) => {

@@ -2,9 +2,10 @@
 // and a fan would use them, at a phone's width (360 px):
 // - an operator signs in by pasting a token, starts a match and records goals; a scoreboard in
 //   a second browser context shows each within a second;
-// - the operator goes offline, taps twice, reloads (the service worker serves the page), comes
-//   back online and signs in again: both taps are applied exactly once (the first answer is
-//   even lost on the way back, so one is sent twice), and the scoreboard shows them;
+// - the operator goes offline, taps twice, reloads (the service worker serves the page), signs
+//   in again and taps once more on the match as last seen, comes back online: each tap is
+//   applied exactly once (the first answer is even lost on the way back, so one is sent twice),
+//   and the scoreboard shows them;
 // - a write that another operator made first is surfaced as a conflict, with the match as it is
 //   now and a choice;
 // - an admin creates a competition, teams and a match with the admin forms.
@@ -238,7 +239,7 @@ test('the scoreboard shows one match\'s timeline on click, live', async () => {
   await shot(board, 'scoreboard-timeline');
 });
 
-test('offline, two taps wait in the outbox through a reload and are applied exactly once', async () => {
+test('offline, taps wait in the outbox through a reload and are applied exactly once', async () => {
   // The service worker keeps the console's files for a reload with no network.
   await consolePage.waitForFunction(() => document.documentElement.dataset.offlineReady === 'true', null, {
     timeout: 15_000,
@@ -258,6 +259,11 @@ test('offline, two taps wait in the outbox through a reload and are applied exac
   await consolePage.locator('.outbox[data-waiting="2"]').waitFor({ state: 'attached', timeout: 5_000 });
   await consolePage.getByText(/2 taps are waiting: sign in to send them/).waitFor();
   await shot(consolePage, 'console-offline-reloaded');
+  // Signed in again, still offline: the match as last seen on this device, and a third tap.
+  await signIn('operator');
+  await consolePage.getByText('Offline: the match as last seen on this device.').waitFor({ timeout: 10_000 });
+  await consolePage.getByRole('button', { name: `Goal for ${home}`, exact: true }).click();
+  await consolePage.locator('.outbox[data-waiting="3"]').waitFor({ state: 'attached', timeout: 5_000 });
   assert.deepEqual((await stored()).score, before.score, 'nothing was sent while offline');
 
   // Back online. The first answer is lost on its way back: the server applied the tap, the
@@ -273,26 +279,26 @@ test('offline, two taps wait in the outbox through a reload and are applied exac
     return route.continue();
   });
   await operatorContext.setOffline(false);
-  await signIn('operator');
   await consolePage.locator('.outbox[data-waiting="0"]').waitFor({ state: 'attached', timeout: 15_000 });
   offline = false;
   await consolePage.unroute('**/graphql');
   assert.equal(lost, 1);
 
   const after = await stored();
-  assert.deepEqual(after.score, { home: before.score.home + 2, away: before.score.away });
-  assert.equal(after.version, before.version + 2, 'each tap applied once');
+  assert.deepEqual(after.score, { home: before.score.home + 3, away: before.score.away });
+  assert.equal(after.version, before.version + 3, 'each tap applied once');
   const newGoals = after.events.filter((e) => e.seq > before.events.at(-1).seq);
   assert.deepEqual(
     newGoals.map((e) => `${e.type} ${e.side}`),
-    ['GOAL HOME', 'GOAL HOME'],
+    ['GOAL HOME', 'GOAL HOME', 'GOAL HOME'],
   );
   await boardShows(`${after.score.home} – ${after.score.away}`, Date.now());
   const timeline = board.getByRole('region', { name: 'Timeline' });
-  assert.equal(await timeline.locator('li', { hasText: 'Goal' }).count(), 4);
+  assert.equal(await timeline.locator('li', { hasText: 'Goal' }).count(), 5);
   await shot(board, 'scoreboard-after-replay');
-  // The match is still picked after the reload (it is in the address).
-  await consolePage.getByRole('button', { name: `Goal for ${home}`, exact: true }).waitFor();
+  // The console is live again and shows what it sent.
+  await consolePage.getByText(`${after.score.home} – ${after.score.away}`).first().waitFor({ timeout: 5_000 });
+  await consolePage.getByText('Live updates on').waitFor({ timeout: 10_000 });
 });
 
 test('a write another operator made first is surfaced as a conflict, with a choice', async () => {

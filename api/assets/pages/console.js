@@ -307,6 +307,26 @@ function Conflict({ token }) {
   `;
 }
 
+/** The last state of each match seen on this device, so that after a reload with no network
+ * the operator still sees the match and can tap (the taps wait in the outbox). */
+const MATCH_KEY = 'scoreline.console.match.';
+
+function remember(match) {
+  try {
+    localStorage.setItem(MATCH_KEY + match.id, JSON.stringify(match));
+  } catch {
+    // Storage full or off: only the offline reload loses the match.
+  }
+}
+
+function remembered(id) {
+  try {
+    return JSON.parse(localStorage.getItem(MATCH_KEY + id) ?? 'null');
+  } catch {
+    return null;
+  }
+}
+
 function matchIdFromHash() {
   const m = /match=([^&]+)/.exec(location.hash);
   return m ? decodeURIComponent(m[1]) : '';
@@ -366,8 +386,10 @@ function MatchPanel({ matchId, token }) {
   function seen(m) {
     if (!m || m.id !== matchId) return;
     outbox.known(m.id, m.version);
-    state.current.match = newer(state.current.match, m);
-    setMatch(state.current.match);
+    const kept = newer(state.current.match, m);
+    if (kept !== state.current.match) remember(kept);
+    state.current.match = kept;
+    setMatch(kept);
   }
   const box = useOutbox((event) => {
     if (event.entry.matchId !== matchId) return;
@@ -380,36 +402,42 @@ function MatchPanel({ matchId, token }) {
   });
 
   useEffect(() => {
-    let stops = [];
     let cancelled = false;
     request(MATCH_QUERY, { id: matchId }, token)
       .then((data) => {
         if (cancelled) return;
-        if (!data.match) {
-          setNotice({ text: `There is no match with id ${matchId}.`, error: true });
-          return;
-        }
-        seen(data.match);
-        // The last 50 events, then every new one; after a reconnect, from the last one seen.
-        const start = Math.max(0, data.match.lastSeq - 50);
-        stops.push(
-          live.subscribe(
-            MATCH_EVENTS,
-            () => ({ id: matchId, after: state.current.lastSeq ?? start }),
-            (d) => {
-              const e = d.matchEvents;
-              state.current.lastSeq = Math.max(state.current.lastSeq ?? 0, e.seq);
-              setEvents((old) => new Map(old).set(e.seq, e));
-            },
-          ),
-        );
+        if (!data.match) setNotice({ text: `There is no match with id ${matchId}.`, error: true });
+        else seen(data.match);
       })
-      .catch((e) => setNotice({ text: `The match cannot be loaded: ${e.message}`, error: true }));
-    stops.push(
+      .catch((e) => {
+        if (cancelled) return;
+        const last = e instanceof NetworkError ? remembered(matchId) : null;
+        if (last) {
+          seen(last);
+          setNotice({ text: 'Offline: the match as last seen on this device. Taps wait until the connection returns.' });
+        } else {
+          setNotice({ text: `The match cannot be loaded: ${e.message}`, error: true });
+        }
+      });
+    // Both are sent once the socket is up, and again after each reconnect, from what was seen.
+    const stops = [
       live.subscribe(MATCH_UPDATED, () => ({ id: matchId, since: state.current.match?.version ?? 0 }), (d) =>
         seen(d.matchUpdated),
       ),
-    );
+      // The last 50 events, then every new one; after a reconnect, from the last one seen.
+      live.subscribe(
+        MATCH_EVENTS,
+        () => ({
+          id: matchId,
+          after: state.current.lastSeq ?? Math.max(0, (state.current.match?.lastSeq ?? 0) - 50),
+        }),
+        (d) => {
+          const e = d.matchEvents;
+          state.current.lastSeq = Math.max(state.current.lastSeq ?? 0, e.seq);
+          setEvents((old) => new Map(old).set(e.seq, e));
+        },
+      ),
+    ];
     return () => {
       cancelled = true;
       stops.forEach((stop) => stop());

@@ -336,6 +336,8 @@ function MatchDay({ token }) {
   const [matches, setMatches] = useState(null);
   const [error, setError] = useState(null);
   const [matchId, setMatchId] = useState(matchIdFromHash());
+  /** The picked match as its panel last saw it, to name it when the lists do not have it. */
+  const [picked, setPicked] = useState(null);
   // The list shows statuses: read it again when one changes.
   useOutbox((event) => {
     if (event.kind === 'applied' && event.entry.op === 'setMatchStatus') load();
@@ -362,7 +364,11 @@ function MatchDay({ token }) {
       <div class="row">
         <select id="match-pick" value=${matchId} onChange=${(e) => pick(e.target.value)}>
           <option value="">Choose a match…</option>
-          ${matchId && !known ? html`<option value=${matchId}>${matchId}</option>` : null}
+          ${matchId && !known
+            ? picked?.id === matchId
+              ? option(picked)
+              : html`<option value=${matchId}>${matchId}</option>`
+            : null}
           ${matches
             ? html`<optgroup label="Live and paused">${matches.live.map(option)}</optgroup>
                 <optgroup label="Scheduled and postponed">${matches.upcoming.map(option)}</optgroup>`
@@ -372,11 +378,11 @@ function MatchDay({ token }) {
       </div>
       ${error ? html`<p class="error" role="alert">${error}</p>` : null}
     </section>
-    ${matchId ? html`<${MatchPanel} key=${matchId} matchId=${matchId} token=${token} />` : null}
+    ${matchId ? html`<${MatchPanel} key=${matchId} matchId=${matchId} token=${token} onMatch=${setPicked} />` : null}
   `;
 }
 
-function MatchPanel({ matchId, token }) {
+function MatchPanel({ matchId, token, onMatch }) {
   const [match, setMatch] = useState(null);
   const [events, setEvents] = useState(() => new Map());
   const [notice, setNotice] = useState(null);
@@ -387,7 +393,10 @@ function MatchPanel({ matchId, token }) {
     if (!m || m.id !== matchId) return;
     outbox.known(m.id, m.version);
     const kept = newer(state.current.match, m);
-    if (kept !== state.current.match) remember(kept);
+    if (kept !== state.current.match) {
+      remember(kept);
+      onMatch(kept);
+    }
     state.current.match = kept;
     setMatch(kept);
   }

@@ -86,6 +86,12 @@ export function newer(a, b) {
 
 /** One event as a sentence: "Goal, Home (A. Striker)". */
 export function eventText(event, match) {
+  if (event.type === 'SCORE_CORRECTION' && event.description) {
+    return event.description.charAt(0).toUpperCase() + event.description.slice(1);
+  }
+  if ((event.type === 'PERIOD_START' || event.type === 'PERIOD_END') && event.period) {
+    return `Period ${event.period} ${event.type === 'PERIOD_START' ? 'starts' : 'ends'}`;
+  }
   const parts = [EVENT_LABELS[event.type] ?? event.type];
   if (event.side && match) {
     parts.push(event.side === 'HOME' ? teamName(match.homeTeam) : teamName(match.awayTeam));

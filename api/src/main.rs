@@ -63,6 +63,8 @@ async fn main() -> anyhow::Result<()> {
                 tracing::info!(
                     graphiql = %format!("http://{address}/"),
                     graphql = %format!("http://{address}/graphql"),
+                    console = %format!("http://{address}/console"),
+                    scoreboard = %format!("http://{address}/scoreboard"),
                     "endpoints"
                 );
                 if let Some(token) = app.admin_token() {
@@ -74,6 +76,9 @@ async fn main() -> anyhow::Result<()> {
                 }
             } else {
                 eprintln!("Scoreline is listening on http://{address}  (GraphiQL: http://{address}/, GraphQL and WebSocket: http://{address}/graphql)");
+                eprintln!(
+                    "Console: http://{address}/console  Scoreboard: http://{address}/scoreboard"
+                );
                 if let Some(token) = app.admin_token() {
                     eprintln!(
                         "No AUTH_JWT_SECRET or AUTH_JWKS_URL set: this process made its own secret."

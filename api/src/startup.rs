@@ -82,7 +82,11 @@ pub fn router(state: AppState, options: &RouterOptions) -> anyhow::Result<Router
     let mut public = Router::new()
         .route("/graphql", get(http::graphql_get).post(http::graphql_post))
         .route("/healthz", get(http::healthz))
-        .route("/readyz", get(http::readyz));
+        .route("/readyz", get(http::readyz))
+        .route("/console", get(http::console_page))
+        .route("/console-sw.js", get(http::console_worker))
+        .route("/scoreboard", get(http::scoreboard_page))
+        .route("/assets/{file}", get(http::page_asset));
     if options.public_metrics {
         public = public.route("/metrics", get(http::metrics));
     }

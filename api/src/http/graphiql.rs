@@ -27,14 +27,14 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
     connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// Content-addressed: the URL changes whenever the bytes do.
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub(super) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The page names the current files, so it is revalidated (its ETag makes that a 304).
-const REVALIDATE: &str = "no-cache";
+pub(super) const REVALIDATE: &str = "no-cache";
 
-const JS: &str = "text/javascript; charset=utf-8";
-const CSS: &str = "text/css; charset=utf-8";
-const TEXT: &str = "text/plain; charset=utf-8";
+pub(super) const JS: &str = "text/javascript; charset=utf-8";
+pub(super) const CSS: &str = "text/css; charset=utf-8";
+pub(super) const TEXT: &str = "text/plain; charset=utf-8";
 
 /// A file compiled into the binary.
 struct Embedded {
@@ -185,16 +185,16 @@ pub async fn graphiql_asset(Path(file): Path<String>, headers: HeaderMap) -> Res
 }
 
 /// The first 64 bits of the SHA-256, in hex: plenty to tell a dozen files' versions apart.
-fn short_hash(bytes: &[u8]) -> String {
+pub(super) fn short_hash(bytes: &[u8]) -> String {
     hex::encode(&Sha256::digest(bytes)[..8])
 }
 
-fn etag(hash: &str) -> HeaderValue {
+pub(super) fn etag(hash: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a valid header value")
 }
 
 /// `graphiql.min.js` → `graphiql.min.<hash>.js`: the extension stays last for tools that look.
-fn addressed(name: &str, hash: &str) -> String {
+pub(super) fn addressed(name: &str, hash: &str) -> String {
     match name.rsplit_once('.') {
         Some((stem, extension)) => format!("{stem}.{hash}.{extension}"),
         None => format!("{name}.{hash}"),
@@ -202,7 +202,7 @@ fn addressed(name: &str, hash: &str) -> String {
 }
 
 /// `graphiql@4.1.2 react@18.3.1 ...` from the pins file (its comments and integrities left out).
-fn versions(pins: &str) -> String {
+pub(super) fn versions(pins: &str) -> String {
     pins.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .filter_map(|l| l.split_whitespace().next())
@@ -211,7 +211,7 @@ fn versions(pins: &str) -> String {
 }
 
 /// `If-None-Match` lists `etag` (weak comparison, as RFC 9110 asks for this header) or is `*`.
-fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+pub(super) fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
     let Ok(etag) = etag.to_str() else {
         return false;
     };

@@ -5,6 +5,7 @@
 //! - `graphql`: GraphQL over HTTP (media types, status codes, batches, persisted documents),
 //!   and the WebSocket upgrade.
 //! - `graphiql`: the GraphiQL page and its files, embedded in the binary.
+//! - `pages`: the console and scoreboard pages, their files and service worker, embedded too.
 //! - `publish`: `POST /internal/publish`; `replay`: the memory of requests it received.
 //! - `access`: the access log.
 //! - here: health, readiness, metrics, CORS.
@@ -12,6 +13,7 @@
 mod access;
 mod graphiql;
 mod graphql;
+mod pages;
 mod publish;
 mod replay;
 
@@ -27,6 +29,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 pub use access::access_log;
 pub use graphiql::{graphiql_asset, graphiql_page};
 pub use graphql::{graphql_get, graphql_post};
+pub use pages::{console_page, console_worker, page_asset, scoreboard_page};
 pub use publish::{publish, publish_auth, PublishAuth};
 
 use crate::startup::AppState;

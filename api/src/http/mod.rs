@@ -4,6 +4,8 @@
 //! # Layout
 //! - `graphql`: GraphQL over HTTP (media types, status codes, batches, persisted documents),
 //!   and the WebSocket upgrade.
+//! - `stream`: subscriptions as HTTP streams (graphql-sse, Apollo multipart), through the same
+//!   fan-out as WebSocket.
 //! - `graphiql`: the GraphiQL page and its files, embedded in the binary.
 //! - `publish`: `POST /internal/publish`; `replay`: the memory of requests it received.
 //! - `access`: the access log.
@@ -14,6 +16,7 @@ mod graphiql;
 mod graphql;
 mod publish;
 mod replay;
+mod stream;
 
 use std::time::Duration;
 

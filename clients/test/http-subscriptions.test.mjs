@@ -43,13 +43,13 @@ test('graphql-sse: a subscription gets the stored state, then live changes', asy
       {
         query:
           'subscription($id: ID!) { matchUpdated(id: $id, sinceVersion: 0) { id version score { home away } } }',
-        variables: { id: 'soccer-live-2' },
+        variables: { id: 'soccer-live-1' },
       },
       (r) => r.length === 3,
     );
     await sleep(300);
-    const v1 = await recordGoal(server, 'soccer-live-2');
-    const v2 = await recordGoal(server, 'soccer-live-2', 'AWAY');
+    const v1 = await recordGoal(server, 'soccer-live-1');
+    const v2 = await recordGoal(server, 'soccer-live-1', 'AWAY');
     const results = await within(10_000, sub.done, 'three results over SSE');
     sub.dispose();
     const versions = results.map((r) => r.data.matchUpdated.version);
@@ -135,8 +135,8 @@ test('EventSource-style reconnect: Last-Event-ID resumes the timeline with no ga
   );
 });
 
-const BASEBALL = gql`
-  subscription Baseball($id: ID!) {
+const MATCH_UPDATED = gql`
+  subscription MatchUpdated($id: ID!) {
     matchUpdated(id: $id) {
       id
       version
@@ -163,15 +163,15 @@ test('Apollo Client over a plain HttpLink: multipart subscription results, then 
   const two = new Promise((resolve) => {
     resolveTwo = resolve;
   });
-  const subscription = client.subscribe({ query: BASEBALL, variables: { id: 'baseball-live-1' } }).subscribe({
+  const subscription = client.subscribe({ query: MATCH_UPDATED, variables: { id: 'hockey-live-1' } }).subscribe({
     next: (result) => {
       results.push(result);
       if (results.length === 2) resolveTwo();
     },
   });
   await sleep(500);
-  const v1 = await recordGoal(server, 'baseball-live-1');
-  const v2 = await recordGoal(server, 'baseball-live-1');
+  const v1 = await recordGoal(server, 'hockey-live-1');
+  const v2 = await recordGoal(server, 'hockey-live-1');
   await within(10_000, two, 'two multipart results');
   subscription.unsubscribe();
   assert.deepEqual(
@@ -180,13 +180,13 @@ test('Apollo Client over a plain HttpLink: multipart subscription results, then 
   );
   assert.ok(contentTypes[0].startsWith('multipart/mixed'), contentTypes[0]);
   // The cache holds the newest state, normalized.
-  assert.equal(client.cache.extract()['Match:baseball-live-1'].version, v2);
+  assert.equal(client.cache.extract()['Match:hockey-live-1'].version, v2);
 
   const refused = await within(
     10_000,
     new Promise((resolve) => {
       const got = [];
-      client.subscribe({ query: BASEBALL, variables: { id: 'no-such-match' } }).subscribe({
+      client.subscribe({ query: MATCH_UPDATED, variables: { id: 'no-such-match' } }).subscribe({
         next: (result) => got.push(result),
         error: (error) => resolve({ error }),
         complete: () => resolve({ got }),

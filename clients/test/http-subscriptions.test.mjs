@@ -1,5 +1,5 @@
 // Subscriptions over HTTP streams with the clients app teams use: graphql-sse (distinct
-// connections mode) and Apollo Client 4 over a plain HttpLink (Apollo's multipart
+// connections mode, and single connection mode) and Apollo Client 4 over a plain HttpLink (Apollo's multipart
 // subscriptions). Both reach the same fan-out as WebSocket subscribers.
 
 import assert from 'node:assert/strict';
@@ -133,6 +133,42 @@ test('EventSource-style reconnect: Last-Event-ID resumes the timeline with no ga
     resumed.map((e) => e.data.data.matchEvents.seq),
     [Number(one.id) + 1, Number(one.id) + 2],
   );
+});
+
+test('graphql-sse single connection mode: two operations share one reserved stream', async () => {
+  const c = createClient({ url: server.graphql, singleConnection: true, retryAttempts: 0 });
+  try {
+    const updates = collect(
+      c,
+      {
+        query: 'subscription($id: ID!) { matchUpdated(id: $id) { version } }',
+        variables: { id: 'soccer-live-1' },
+      },
+      (r) => r.length === 1,
+    );
+    const events = collect(
+      c,
+      { query: 'subscription { matchEvents(matchId: "soccer-live-1") { seq type } }' },
+      (r) => r.length === 1,
+    );
+    const refused = collect(
+      c,
+      { query: 'subscription { matchUpdated(id: "no-such-match") { version } }' },
+      () => false,
+    );
+    const [refusal] = await within(10_000, refused.done, 'a refusal, then complete');
+    assert.equal(refusal.errors[0].extensions.code, 'NOT_FOUND');
+    await sleep(300);
+    const version = await recordGoal(server, 'soccer-live-1');
+    const [update] = await within(10_000, updates.done, 'the update');
+    const [event] = await within(10_000, events.done, 'the event');
+    assert.equal(update.data.matchUpdated.version, version);
+    assert.equal(event.data.matchEvents.type, 'GOAL');
+    updates.dispose();
+    events.dispose();
+  } finally {
+    c.dispose();
+  }
 });
 
 const MATCH_UPDATED = gql`

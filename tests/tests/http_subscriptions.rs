@@ -548,3 +548,116 @@ async fn multipart_streams_payload_parts_with_crlf_delimiters() {
         "NOT_FOUND"
     );
 }
+
+#[tokio::test]
+async fn single_connection_mode_multiplexes_operations_on_one_reserved_stream() {
+    let app = TestApp::spawn().await;
+    let seed = app.live_match("SOCCER").await;
+    // Reserve, then connect the stream with the token.
+    let reserved = app.http.put(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(reserved.status(), 201);
+    let token = reserved.text().await.unwrap();
+    assert!(token.len() >= 32, "{token}");
+    let response = app
+        .http
+        .get(app.url("/graphql"))
+        .header("accept", "text/event-stream")
+        .header("x-graphql-event-stream-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = HttpStream {
+        response,
+        buffer: String::new(),
+        comments: 0,
+        ended: false,
+    };
+    // A second stream on the same token is refused.
+    let second = app
+        .http
+        .get(app.url(&format!("/graphql?token={token}")))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 409);
+
+    let operation = |id: &str, query: &str, variables: Value| {
+        app.http
+            .post(app.url("/graphql"))
+            .header("x-graphql-event-stream-token", &token)
+            .json(&json!({"query": query, "variables": variables,
+                          "extensions": {"operationId": id}}))
+            .send()
+    };
+    let accepted = operation("a", MATCH_UPDATED, json!({"id": seed.match_id}))
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let accepted = operation("b", MATCH_EVENTS, json!({"id": seed.match_id}))
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let missing = operation("c", MATCH_UPDATED, json!({"id": "no-such-match"}))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 202);
+    // Documents that do not parse or validate are refused at once.
+    let invalid = operation("d", "subscription { nope }", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+
+    // The refusal of "c": next with the errors, then complete, both naming it.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let event = stream.event().await.expect("an event");
+        seen.push((event.event.clone(), event.json()));
+    }
+    assert_eq!(seen[0].0, "next");
+    assert_eq!(seen[0].1["id"], "c");
+    assert_eq!(
+        seen[0].1["payload"]["errors"][0]["extensions"]["code"],
+        "NOT_FOUND"
+    );
+    assert_eq!(seen[1].0, "complete");
+    assert_eq!(seen[1].1, json!({"id": "c"}));
+
+    subscribed(&app, 2).await;
+    let version = app.record(&seed.match_id, "GOAL", "HOME").await;
+    let mut by_id = std::collections::HashMap::new();
+    while by_id.len() < 2 {
+        let event = stream.next().await;
+        let data = event.json();
+        by_id.insert(
+            data["id"].as_str().unwrap().to_string(),
+            data["payload"].clone(),
+        );
+    }
+    assert_eq!(by_id["a"]["data"]["matchUpdated"]["version"], version);
+    assert_eq!(by_id["b"]["data"]["matchEvents"]["type"], "GOAL");
+
+    // DELETE stops one operation; the other goes on.
+    let stopped = app
+        .http
+        .delete(app.url("/graphql?operationId=a"))
+        .header("x-graphql-event-stream-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stopped.status(), 200);
+    subscribed(&app, 1).await;
+    app.record(&seed.match_id, "GOAL", "AWAY").await;
+    let event = stream.next().await;
+    assert_eq!(event.json()["id"], "b");
+
+    // The stream going away ends the reservation and its operations.
+    drop(stream);
+    subscribed(&app, 0).await;
+    app.wait_for_metric("scoreline_streams", 0).await;
+    let gone = operation("e", MATCH_UPDATED, json!({"id": seed.match_id}))
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+}

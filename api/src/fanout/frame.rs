@@ -21,6 +21,10 @@ pub enum Wire {
     /// `text/event-stream`, graphql-sse's distinct connections mode: `event: next` with `id:`
     /// the item's position, `event: complete`.
     Sse,
+    /// graphql-sse's single connection mode: one event stream carries every operation of a
+    /// reservation, `data` is `{"id": operationId, "payload": result}` (and `{"id": …}` on
+    /// `complete`).
+    SseSingle,
     /// `multipart/mixed;subscriptionSpec="1.0"`, Apollo's multipart subscriptions: one
     /// `application/json` part per result, `{"payload": result}`.
     Multipart,
@@ -71,6 +75,10 @@ pub(super) fn next_frame(variant: &Variant, payload: &str, position: u64) -> Utf
     match variant.protocol {
         Wire::Ws(protocol) => frame(next_type(protocol), variant, payload),
         Wire::Sse => sse_next(payload, position),
+        Wire::SseSingle => sse_next(
+            &format!("{{\"id\":{},\"payload\":{payload}}}", variant.id_json),
+            0,
+        ),
         Wire::Multipart => multipart_part(&format!("{{\"payload\":{payload}}}")),
     }
 }
@@ -107,6 +115,10 @@ pub fn end_frame(protocol: impl Into<Wire>, id: &str) -> Utf8Bytes {
     match protocol.into() {
         Wire::Ws(_) => complete_frame(id),
         Wire::Sse => Utf8Bytes::from_static(SSE_COMPLETE),
+        Wire::SseSingle => Utf8Bytes::from(format!(
+            "event: complete\ndata: {{\"id\":{}}}\n\n",
+            serde_json::to_string(id).unwrap_or_default()
+        )),
         Wire::Multipart => Utf8Bytes::from_static(MULTIPART_END),
     }
 }
@@ -124,7 +136,8 @@ pub fn slow_consumer_frames(protocol: Wire) -> Vec<Utf8Bytes> {
         "extensions": {"code": SLOW_CONSUMER},
     }]);
     match protocol {
-        Wire::Ws(_) => Vec::new(),
+        // A connection of many operations just ends: its client reconnects them all.
+        Wire::Ws(_) | Wire::SseSingle => Vec::new(),
         Wire::Sse => vec![
             sse_next(&format!("{{\"errors\":{error}}}"), 0),
             end_frame(Wire::Sse, ""),
@@ -238,6 +251,21 @@ mod tests {
         assert!(end.as_str().ends_with("\r\n--graphql--\r\n"));
         assert!(is_http_end(&end));
         assert!(MULTIPART_PREAMBLE.starts_with("\r\n--graphql\r\n"));
+    }
+
+    #[test]
+    fn single_connection_events_name_their_operation_and_do_not_end_the_stream() {
+        let frame = result_frame(Wire::SseSingle, "op-1", "{\"data\":{}}", 9);
+        assert_eq!(
+            frame.as_str(),
+            "event: next\ndata: {\"id\":\"op-1\",\"payload\":{\"data\":{}}}\n\n"
+        );
+        let complete = end_frame(Wire::SseSingle, "op-1");
+        assert_eq!(
+            complete.as_str(),
+            "event: complete\ndata: {\"id\":\"op-1\"}\n\n"
+        );
+        assert!(!is_http_end(&complete));
     }
 
     #[test]

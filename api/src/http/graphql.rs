@@ -414,6 +414,14 @@ pub async fn graphql_post(
             BAD_REQUEST,
         );
     }
+    if let Some(token) = headers
+        .get(super::single::TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        let address = state.admission.address(peer, &headers);
+        let token = token.trim().to_string();
+        return super::single::operation(state, address, &headers, &token, &body).await;
+    }
     if let Some(wire) = super::stream::negotiate(&headers) {
         let params: Params = match serde_json::from_slice(&body) {
             Ok(p) => p,
@@ -575,6 +583,11 @@ pub async fn graphql_get(
         return upgrade(state, parts, principal, address, permit).await;
     }
     if let Some(wire) = super::stream::negotiate(&parts.headers) {
+        if let Some(token) = super::single::token(&parts.headers, &parts.uri) {
+            if wire == crate::fanout::Wire::Sse {
+                return super::single::connect(state, token).await;
+            }
+        }
         let params = match GetParams::parse(parts.uri.query().unwrap_or("")) {
             Ok(p) => p,
             Err(message) => {

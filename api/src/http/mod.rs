@@ -5,7 +5,7 @@
 //! - `graphql`: GraphQL over HTTP (media types, status codes, batches, persisted documents),
 //!   and the WebSocket upgrade.
 //! - `stream`: subscriptions as HTTP streams (graphql-sse, Apollo multipart), through the same
-//!   fan-out as WebSocket.
+//!   fan-out as WebSocket; `single`: graphql-sse's single connection mode (reservations).
 //! - `graphiql`: the GraphiQL page and its files, embedded in the binary.
 //! - `publish`: `POST /internal/publish`; `replay`: the memory of requests it received.
 //! - `access`: the access log.
@@ -16,6 +16,7 @@ mod graphiql;
 mod graphql;
 mod publish;
 mod replay;
+mod single;
 mod stream;
 
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use access::access_log;
 pub use graphiql::{graphiql_asset, graphiql_page};
 pub use graphql::{graphql_get, graphql_post};
 pub use publish::{publish, publish_auth, PublishAuth};
+pub use single::{reserve as graphql_put, stop as graphql_delete, Reservations};
 
 use crate::startup::AppState;
 
@@ -63,7 +65,13 @@ pub fn cors(allowed_origins: &str) -> anyhow::Result<CorsLayer> {
     };
     Ok(CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([header::ETAG, header::RETRY_AFTER])
         .max_age(Duration::from_secs(24 * 3600)))

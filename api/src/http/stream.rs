@@ -207,32 +207,16 @@ pub async fn serve(
         request = analysis.resume_from(request, position);
     }
     let outbox = Arc::new(Outbox::new(state.metrics.clone()));
-    Metrics::add(&state.metrics.subscriptions, 1);
-    let running = if analysis.shareable {
-        Running::Shared(state.fanout.join(
-            request,
-            &analysis,
-            principal.clone(),
-            MemberSpec {
-                outbox: outbox.clone(),
-                protocol: wire,
-                id: String::new(),
-                op: OP,
-            },
-        ))
-    } else {
-        if let Some(p) = &principal {
-            request = request.data(p.clone());
-        }
-        let task = tokio::spawn(own_execution(
-            state.schema.clone(),
-            request,
-            wire,
-            outbox.clone(),
-            state.metrics.clone(),
-        ));
-        Running::Task(task.abort_handle())
-    };
+    let running = start(
+        &state,
+        request,
+        &analysis,
+        principal,
+        wire,
+        outbox.clone(),
+        String::new(),
+        OP,
+    );
     let guard = Guard {
         fanout: state.fanout.clone(),
         metrics: state.metrics.clone(),
@@ -244,9 +228,52 @@ pub async fn serve(
         outbox,
         state.ws.keepalive,
         state.shutdown.clone(),
-        guard,
+        Box::new(guard),
     );
     stream_response(wire, Body::from_stream(pump.into_stream()), note)
+}
+
+/// Starts subscription `request` (which `analysis` describes) as operation `id` (generation
+/// `op`) of `outbox`: in its shared execution, or in one of its own. Counts it in
+/// `scoreline_subscriptions`; [`Running::stop`] undoes both.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn start(
+    state: &AppState,
+    mut request: async_graphql::Request,
+    analysis: &fanout::Analysis,
+    principal: Option<crate::auth::Principal>,
+    wire: Wire,
+    outbox: Arc<Outbox>,
+    id: String,
+    op: u64,
+) -> Running {
+    Metrics::add(&state.metrics.subscriptions, 1);
+    if analysis.shareable {
+        return Running::Shared(state.fanout.join(
+            request,
+            analysis,
+            principal,
+            MemberSpec {
+                outbox,
+                protocol: wire,
+                id,
+                op,
+            },
+        ));
+    }
+    if let Some(p) = principal {
+        request = request.data(p);
+    }
+    let task = tokio::spawn(own_execution(
+        state.schema.clone(),
+        request,
+        wire,
+        outbox,
+        state.metrics.clone(),
+        id,
+        op,
+    ));
+    Running::Task(task.abort_handle())
 }
 
 /// `Last-Event-ID`: the position (`version` or `seq`) of the last event the client received.
@@ -287,7 +314,7 @@ fn streamed_error(body: &[u8]) -> bool {
 /// Parses and validates a subscription without running it: the schema refuses to run a
 /// subscription outside a stream, after parsing and validating it, so the errors it reports
 /// with a parse or validation code are the document's.
-async fn validate(
+pub(super) async fn validate(
     schema: &ScorelineSchema,
     request: &async_graphql::Request,
 ) -> Result<(), Vec<async_graphql::ServerError>> {
@@ -312,7 +339,11 @@ async fn validate(
     }
 }
 
-fn json_response(status: StatusCode, body: &serde_json::Value, note: AccessNote) -> Response {
+pub(super) fn json_response(
+    status: StatusCode,
+    body: &serde_json::Value,
+    note: AccessNote,
+) -> Response {
     let mut response = (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -324,11 +355,11 @@ fn json_response(status: StatusCode, body: &serde_json::Value, note: AccessNote)
 }
 
 /// What a stream starts with: the first multipart delimiter.
-fn prelude(wire: Wire) -> Option<Bytes> {
+pub(super) fn prelude(wire: Wire) -> Option<Bytes> {
     (wire == Wire::Multipart).then_some(Bytes::from_static(MULTIPART_PREAMBLE.as_bytes()))
 }
 
-fn stream_response(wire: Wire, body: Body, note: AccessNote) -> Response {
+pub(super) fn stream_response(wire: Wire, body: Body, note: AccessNote) -> Response {
     let content_type = match wire {
         Wire::Multipart => MULTIPART,
         _ => EVENT_STREAM,
@@ -351,11 +382,22 @@ async fn own_execution(
     wire: Wire,
     outbox: Arc<Outbox>,
     metrics: Arc<Metrics>,
+    id: String,
+    op: u64,
 ) {
-    let run = AssertUnwindSafe(execute(schema, request, wire, outbox.clone(), metrics));
+    let run = AssertUnwindSafe(execute(
+        schema,
+        request,
+        wire,
+        outbox.clone(),
+        metrics,
+        &id,
+        op,
+    ));
     if run.catch_unwind().await.is_err() {
         tracing::error!("an HTTP subscription stream panicked; its subscriber is told");
-        for frame in refusal_frames(wire, "", &[internal_error()])
+        outbox.op_ended(id.clone(), op);
+        for frame in refusal_frames(wire, &id, &[internal_error()])
             .into_iter()
             .flatten()
         {
@@ -370,6 +412,8 @@ async fn execute(
     wire: Wire,
     outbox: Arc<Outbox>,
     metrics: Arc<Metrics>,
+    id: &str,
+    op: u64,
 ) {
     let tap = PositionTap::default();
     let mut responses = schema.execute_stream(request.data(tap.clone()));
@@ -377,7 +421,8 @@ async fn execute(
     while let Some(response) = responses.next().await {
         let position = tap.take();
         if first && is_request_error(&response) {
-            for frame in refusal_frames(wire, "", &response.errors)
+            outbox.op_ended(id.to_string(), op);
+            for frame in refusal_frames(wire, id, &response.errors)
                 .into_iter()
                 .flatten()
             {
@@ -388,17 +433,30 @@ async fn execute(
         first = false;
         Metrics::inc(&metrics.subscription_executions);
         let payload = serde_json::to_string(&response).unwrap_or_default();
-        let frame = result_frame(wire, "", &payload, position);
-        if outbox.push_op_waiting(OP, frame, &metrics).await == Pushed::Closed {
+        let frame = result_frame(wire, id, &payload, position);
+        if outbox.push_op_waiting(op, frame, &metrics).await == Pushed::Closed {
             return;
         }
     }
-    outbox.push_frame(end_frame(wire, ""));
+    outbox.op_ended(id.to_string(), op);
+    outbox.push_frame(end_frame(wire, id));
 }
 
-enum Running {
+/// How a stream's operation runs.
+pub(super) enum Running {
     Shared(Membership),
     Task(AbortHandle),
+}
+
+impl Running {
+    /// Stops the operation (a no-op for one that already ended) and uncounts it.
+    pub(super) fn stop(self, fanout: &Fanout, metrics: &Metrics) {
+        match self {
+            Running::Shared(membership) => fanout.leave(membership),
+            Running::Task(task) => task.abort(),
+        }
+        Metrics::add(&metrics.subscriptions, -1);
+    }
 }
 
 /// What a stream holds until its response body is dropped (finished, or the client went
@@ -412,17 +470,14 @@ struct Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        match self.running.take() {
-            Some(Running::Shared(membership)) => self.fanout.leave(membership),
-            Some(Running::Task(task)) => task.abort(),
-            None => {}
+        if let Some(running) = self.running.take() {
+            running.stop(&self.fanout, &self.metrics);
         }
-        Metrics::add(&self.metrics.subscriptions, -1);
     }
 }
 
 /// The response body: drains the outbox as the client reads, with heartbeats between.
-struct Pump {
+pub(super) struct Pump {
     wire: Wire,
     outbox: Arc<Outbox>,
     heartbeat: Interval,
@@ -430,16 +485,17 @@ struct Pump {
     batch: Vec<Entry>,
     started: bool,
     done: bool,
-    _guard: Guard,
+    /// What the stream holds, released when the body is dropped.
+    _guard: Box<dyn Send>,
 }
 
 impl Pump {
-    fn new(
+    pub(super) fn new(
         wire: Wire,
         outbox: Arc<Outbox>,
         every: std::time::Duration,
         shutdown: watch::Receiver<bool>,
-        guard: Guard,
+        guard: Box<dyn Send>,
     ) -> Self {
         let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -455,7 +511,7 @@ impl Pump {
         }
     }
 
-    fn into_stream(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+    pub(super) fn into_stream(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
         futures::stream::unfold(self, |mut pump| async move {
             let chunk = pump.next_chunk().await?;
             Some((Ok(chunk), pump))

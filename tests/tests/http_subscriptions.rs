@@ -661,3 +661,103 @@ async fn single_connection_mode_multiplexes_operations_on_one_reserved_stream() 
         .unwrap();
     assert_eq!(gone.status(), 404);
 }
+
+/// Records `count` NOTE events, `BATCH` mutations a request.
+async fn record_notes(app: &TestApp, match_id: &str, count: usize, description: &str) {
+    const BATCH: usize = 50;
+    let numbers: Vec<usize> = (1..=count).collect();
+    for chunk in numbers.chunks(BATCH) {
+        let fields: String = chunk
+            .iter()
+            .map(|n| format!("n{n}: recordEvent(input: {{matchId: $m, type: NOTE, description: $d}}) {{ version }} "))
+            .collect();
+        app.operator(
+            &format!("mutation($m: ID!, $d: String!) {{ {fields} }}"),
+            json!({"m": match_id, "d": description}),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_slow_sse_event_stream_ends_with_slow_consumer_and_resumes_with_last_event_id() {
+    const EVENTS: usize = 1_500;
+    let app = TestApp::spawn().await;
+    let seed = app.live_match("SOCCER").await;
+    let id = seed.match_id.as_str();
+    let description = "x".repeat(500);
+    // ~20 KB an event: 1,500 of them are far more than the socket buffers hold, so a client
+    // that does not read overflows its subscription's queue.
+    let aliases: String = (0..40).map(|i| format!("d{i}: description ")).collect();
+    let query = format!(
+        "subscription($id: ID!, $after: Int) {{ matchEvents(matchId: $id, afterSeq: $after) {{ seq type {aliases} }} }}"
+    );
+    let mut sse = HttpStream::open(
+        &app,
+        "text/event-stream",
+        &query,
+        json!({"id": id, "after": 0}),
+        None,
+    )
+    .await;
+    assert_eq!(sse.next().await.id.as_deref(), Some("1"));
+
+    // The client reads nothing while every event is recorded.
+    record_notes(&app, id, EVENTS, &description).await;
+    let last_seq = 1 + EVENTS as i64;
+
+    // What was written before the overflow arrives in order, then the documented end.
+    let mut seen: i64 = 1;
+    let code = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            let event = sse.next().await;
+            let data = event.json();
+            if event.id.is_none() {
+                break data["errors"][0]["extensions"]["code"].clone();
+            }
+            assert_eq!(
+                data["data"]["matchEvents"]["seq"],
+                seen + 1,
+                "no gap, no repeat"
+            );
+            assert_eq!(event.id, Some((seen + 1).to_string()));
+            seen += 1;
+        }
+    })
+    .await
+    .expect("the slow stream ends in bounded time");
+    assert_eq!(code, "SLOW_CONSUMER");
+    assert_eq!(sse.event().await.unwrap().event, "complete");
+    assert!(sse.event().await.is_none(), "the stream ends");
+    assert!(
+        seen < last_seq,
+        "the client fell behind before the end ({seen})"
+    );
+    subscribed(&app, 0).await;
+
+    // Resuming with Last-Event-ID delivers the rest without a gap, then live events.
+    let mut sse = HttpStream::open(
+        &app,
+        "text/event-stream",
+        &query,
+        json!({"id": id, "after": 0}),
+        Some(&seen.to_string()),
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(120), async {
+        for expected in seen + 1..=last_seq {
+            let event = sse.next().await;
+            assert_eq!(
+                event.json()["data"]["matchEvents"]["seq"],
+                expected,
+                "no gap, no repeat"
+            );
+        }
+    })
+    .await
+    .expect("the resumed stream catches up in bounded time");
+    app.record(id, "GOAL", "HOME").await;
+    let event = sse.next().await;
+    assert_eq!(event.json()["data"]["matchEvents"]["seq"], last_seq + 1);
+    assert_eq!(event.json()["data"]["matchEvents"]["type"], "GOAL");
+}

@@ -761,3 +761,38 @@ async fn a_slow_sse_event_stream_ends_with_slow_consumer_and_resumes_with_last_e
     assert_eq!(event.json()["data"]["matchEvents"]["seq"], last_seq + 1);
     assert_eq!(event.json()["data"]["matchEvents"]["type"], "GOAL");
 }
+
+#[tokio::test]
+async fn a_query_from_a_client_that_also_accepts_json_gets_json() {
+    let app = TestApp::spawn().await;
+    let seed = app.live_match("SOCCER").await;
+    // urql's Accept for every request lists the stream types after JSON.
+    let accept = "application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed";
+    let response = request(
+        &app,
+        accept,
+        "query($id: ID!) { match(id: $id) { version } }",
+        json!({"id": seed.match_id}),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/graphql-response+json"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["match"]["version"], 2);
+    // Its subscriptions stream.
+    let mut sse = HttpStream::open(
+        &app,
+        accept,
+        MATCH_UPDATED,
+        json!({"id": seed.match_id}),
+        None,
+    )
+    .await;
+    subscribed(&app, 1).await;
+    let version = app.record(&seed.match_id, "GOAL", "HOME").await;
+    assert_eq!(sse.next().await.id, Some(version.to_string()));
+}

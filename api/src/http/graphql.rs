@@ -251,6 +251,17 @@ pub(super) struct Params {
 }
 
 impl Params {
+    /// Whether the document is a subscription (false when it does not parse, or is absent: a
+    /// persisted-query hash alone).
+    pub(super) fn is_subscription(&self) -> bool {
+        let Some(query) = &self.query else {
+            return false;
+        };
+        let mut request = async_graphql::Request::new(query.clone());
+        request.operation_name = self.operation_name.clone();
+        crate::fanout::analyze(&request).is_some()
+    }
+
     pub(super) fn into_request(self) -> async_graphql::Request {
         let mut request = async_graphql::Request::new(self.query.unwrap_or_default());
         request.operation_name = self.operation_name;
@@ -423,12 +434,18 @@ pub async fn graphql_post(
         return super::single::operation(state, address, &headers, &token, &body).await;
     }
     if let Some(wire) = super::stream::negotiate(&headers) {
-        let params: Params = match serde_json::from_slice(&body) {
-            Ok(p) => p,
-            Err(e) => return not_graphql(media, &e),
-        };
-        let address = state.admission.address(peer, &headers);
-        return super::stream::serve(state, address, &headers, &Method::POST, params, wire).await;
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'[') {
+            let params: Params = match serde_json::from_slice(&body) {
+                Ok(p) => p,
+                Err(e) => return not_graphql(media, &e),
+            };
+            if super::stream::wanted(&headers, &params) {
+                let address = state.admission.address(peer, &headers);
+                return super::stream::serve(state, address, &headers, &Method::POST, params, wire)
+                    .await;
+            }
+        }
     }
     let principal = match principal(&state, &headers, media).await {
         Ok(p) => p,
@@ -599,8 +616,17 @@ pub async fn graphql_get(
                 )
             }
         };
-        return super::stream::serve(state, address, &parts.headers, &Method::GET, params, wire)
+        if super::stream::wanted(&parts.headers, &params) {
+            return super::stream::serve(
+                state,
+                address,
+                &parts.headers,
+                &Method::GET,
+                params,
+                wire,
+            )
             .await;
+        }
     }
     if let Some(response) = admit_anonymous(&state, principal.as_ref(), address, 1, media) {
         return response;

@@ -89,6 +89,40 @@ pub fn negotiate(headers: &HeaderMap) -> Option<Wire> {
     None
 }
 
+/// Whether a request that accepts a stream ([`negotiate`]) gets one: a subscription always;
+/// a query or mutation only when the client accepts no JSON (graphql-sse's client sends
+/// `Accept: text/event-stream` alone; urql lists the stream types after JSON for every
+/// request, and gets JSON for its queries).
+pub(super) fn wanted(headers: &HeaderMap, params: &Params) -> bool {
+    params.is_subscription() || !accepts_json(headers)
+}
+
+/// Whether `Accept` lists a JSON media type (or a wildcard) with a quality above zero.
+fn accepts_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let kind = parts.next().unwrap_or("").to_ascii_lowercase();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            !refused
+                && matches!(
+                    kind.as_str(),
+                    "application/json"
+                        | "application/graphql-response+json"
+                        | "application/*"
+                        | "*/*"
+                )
+        })
+}
+
 /// Serves a GraphQL request as a stream in `wire` format.
 pub async fn serve(
     state: AppState,
@@ -621,6 +655,18 @@ mod tests {
         assert_eq!(negotiate(&accept("application/json")), None);
         assert_eq!(negotiate(&accept("text/event-stream;q=0")), None);
         assert_eq!(negotiate(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn only_clients_that_accept_no_json_get_their_queries_as_a_stream() {
+        assert!(!accepts_json(&accept("text/event-stream")));
+        assert!(accepts_json(&accept(
+            "application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed"
+        )));
+        assert!(accepts_json(&accept("text/event-stream, */*")));
+        assert!(!accepts_json(&accept(
+            "text/event-stream, application/json;q=0"
+        )));
     }
 
     #[test]

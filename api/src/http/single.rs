@@ -213,13 +213,23 @@ pub async fn connect(state: AppState, token: String) -> Response {
         token,
         state: state.clone(),
     };
+    // Operations that end on their own (completed, refused) are forgotten at once, so they
+    // neither count as running nor hold a slot.
+    let weak = Arc::downgrade(&reservation);
+    let (fanout, metrics) = (state.fanout.clone(), state.metrics.clone());
+    let reaper = move || {
+        if let Some(r) = weak.upgrade() {
+            r.reap(&fanout, &metrics);
+        }
+    };
     let pump = Pump::new(
         Wire::SseSingle,
         reservation.outbox.clone(),
         state.ws.keepalive,
         state.shutdown.clone(),
         Box::new(guard),
-    );
+    )
+    .with_reaper(Box::new(reaper));
     let note = AccessNote {
         operation: None,
         subject: None,

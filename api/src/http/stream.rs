@@ -521,6 +521,8 @@ pub(super) struct Pump {
     done: bool,
     /// What the stream holds, released when the body is dropped.
     _guard: Box<dyn Send>,
+    /// Called when operations end on their own (a stream of several forgets them).
+    reaper: Option<Box<dyn Fn() + Send>>,
 }
 
 impl Pump {
@@ -542,7 +544,14 @@ impl Pump {
             started: false,
             done: false,
             _guard: guard,
+            reaper: None,
         }
+    }
+
+    /// Calls `reaper` whenever an operation of the outbox ends on its own.
+    pub(super) fn with_reaper(mut self, reaper: Box<dyn Fn() + Send>) -> Self {
+        self.reaper = Some(reaper);
+        self
     }
 
     pub(super) fn into_stream(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
@@ -579,6 +588,11 @@ impl Pump {
                     }
                 }
                 _ = self.heartbeat.tick() => return Some(self.heartbeat_frame()),
+                () = self.outbox.ended(), if self.reaper.is_some() => {
+                    if let Some(reap) = &self.reaper {
+                        reap();
+                    }
+                }
                 changed = self.shutdown.changed() => {
                     if changed.is_err() || *self.shutdown.borrow() {
                         // The client reconnects and resumes with `Last-Event-ID`.

@@ -5,7 +5,8 @@
 //! - `graphql`: GraphQL over HTTP (media types, status codes, batches, persisted documents),
 //!   and the WebSocket upgrade.
 //! - `stream`: subscriptions as HTTP streams (graphql-sse, Apollo multipart), through the same
-//!   fan-out as WebSocket; `single`: graphql-sse's single connection mode (reservations).
+//!   fan-out as WebSocket; `single`: graphql-sse's single connection mode (reservations);
+//!   `pump`: the body of such a stream.
 //! - `graphiql`: the GraphiQL page and its files, embedded in the binary.
 //! - `publish`: `POST /internal/publish`; `replay`: the memory of requests it received.
 //! - `access`: the access log.
@@ -15,6 +16,7 @@ mod access;
 mod graphiql;
 mod graphql;
 mod publish;
+mod pump;
 mod replay;
 mod single;
 mod stream;

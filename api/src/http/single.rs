@@ -29,7 +29,8 @@ use rand::RngCore as _;
 
 use super::access::AccessNote;
 use super::graphql::{principal, refuse, refused, run, Media, Params, Peer};
-use super::stream::{json_response, start, stream_response, validate, Pump, Running};
+use super::pump::Pump;
+use super::stream::{json_response, start, stream_response, validate, Running};
 use crate::admission::StreamPermit;
 use crate::fanout::{self, end_frame, result_frame, Fanout, Outbox, Wire};
 use crate::graphql::documents::DocumentCache;

@@ -63,6 +63,8 @@ pub struct AppState {
     pub connections: Arc<ConnectionStats>,
     pub max_publish_body_bytes: usize,
     pub shutdown: watch::Receiver<bool>,
+    /// graphql-sse single connection mode: reserved streams by token.
+    pub reservations: Arc<http::Reservations>,
 }
 
 /// What the router serves besides the API itself.
@@ -80,7 +82,13 @@ pub struct RouterOptions {
 
 pub fn router(state: AppState, options: &RouterOptions) -> anyhow::Result<Router> {
     let mut public = Router::new()
-        .route("/graphql", get(http::graphql_get).post(http::graphql_post))
+        .route(
+            "/graphql",
+            get(http::graphql_get)
+                .post(http::graphql_post)
+                .put(http::graphql_put)
+                .delete(http::graphql_delete),
+        )
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
         .route("/console", get(http::console_page))
@@ -271,6 +279,7 @@ impl Application {
             connections: Arc::new(ConnectionStats::default()),
             max_publish_body_bytes: config.max_publish_body_bytes,
             shutdown: shutdown_rx,
+            reservations: Arc::new(http::Reservations::default()),
         };
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)

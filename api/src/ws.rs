@@ -575,7 +575,7 @@ impl Connection {
                 self.principal.clone(),
                 MemberSpec {
                     outbox: self.outbox.clone(),
-                    protocol: self.protocol,
+                    protocol: self.protocol.into(),
                     id: id.clone(),
                     op: generation,
                 },

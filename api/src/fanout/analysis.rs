@@ -5,7 +5,7 @@
 use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
 use async_graphql::{Name, Request, Value};
 
-use super::Policy;
+use super::{Policy, ResumeFrom};
 
 /// A subscription operation as far as fan-out cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,36 @@ pub struct Analysis {
     pub shareable: bool,
     /// The variable carrying the resume argument, and its value in this request.
     pub resume: Option<(Name, Option<u64>)>,
+    /// The root field takes a resume argument (`matchUpdated`, `matchEvents`).
+    pub resumable: bool,
+    /// The position an HTTP stream's `Last-Event-ID` resumes from (see
+    /// [`Analysis::resume_from`]).
+    pub last_event_id: Option<u64>,
+}
+
+impl Analysis {
+    /// The position this subscriber resumes from: the larger of its resume argument and its
+    /// `Last-Event-ID`, if either is set.
+    pub fn since(&self) -> Option<u64> {
+        let argument = self.resume.as_ref().and_then(|(_, v)| *v);
+        match (argument, self.last_event_id) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Resumes from `position` (an HTTP stream's `Last-Event-ID`), exactly as the resume
+    /// argument would: the request carries it for the resolver ([`ResumeFrom`]: the larger of
+    /// the two wins), and a shared subscriber is served its replay before going live. A
+    /// subscription without a resume argument (`matchesUpdated`) ignores it: its positions are
+    /// per match.
+    pub fn resume_from(&mut self, request: Request, position: u64) -> Request {
+        if !self.resumable {
+            return request;
+        }
+        self.last_event_id = Some(position);
+        request.data(ResumeFrom(position))
+    }
 }
 
 /// Reads what fan-out needs from a request; `None` for anything that is not a subscription
@@ -41,6 +71,8 @@ pub fn analyze(request: &Request) -> Option<Analysis> {
                     policy: Policy::CloseOnOverflow,
                     shareable: false,
                     resume: None,
+                    resumable: false,
+                    last_event_id: None,
                 })
             }
         },
@@ -49,6 +81,8 @@ pub fn analyze(request: &Request) -> Option<Analysis> {
                 policy: Policy::CloseOnOverflow,
                 shareable: false,
                 resume: None,
+                resumable: false,
+                last_event_id: None,
             })
         }
     };
@@ -83,6 +117,8 @@ pub fn analyze(request: &Request) -> Option<Analysis> {
         policy,
         shareable,
         resume,
+        resumable: resume_arg.is_some(),
+        last_event_id: None,
     })
 }
 
@@ -119,11 +155,40 @@ mod tests {
         ))
         .unwrap();
         assert!(c.shareable && c.resume.is_none() && c.policy == Policy::Conflate);
+        assert!(!c.resumable);
 
         assert!(analyze(&request(
             "{ match(id: \"m\") { id } }",
             serde_json::json!({})
         ))
         .is_none());
+    }
+
+    #[test]
+    fn a_last_event_id_resumes_like_the_argument_and_the_larger_position_wins() {
+        let mut absent = analyze(&request(
+            "subscription { matchEvents(matchId: \"m\") { seq } }",
+            serde_json::json!({}),
+        ))
+        .unwrap();
+        assert!(absent.shareable && absent.resumable && absent.since().is_none());
+        let _ = absent.resume_from(Request::new(""), 7);
+        assert_eq!(absent.since(), Some(7));
+
+        let mut variable = analyze(&request(
+            "subscription($v: Int) { matchUpdated(id: \"m\", sinceVersion: $v) { version } }",
+            serde_json::json!({"v": 9}),
+        ))
+        .unwrap();
+        let _ = variable.resume_from(Request::new(""), 4);
+        assert_eq!(variable.since(), Some(9));
+
+        let mut unresumable = analyze(&request(
+            "subscription { matchesUpdated { id } }",
+            serde_json::json!({}),
+        ))
+        .unwrap();
+        let _ = unresumable.resume_from(Request::new(""), 4);
+        assert_eq!(unresumable.since(), None);
     }
 }

@@ -13,15 +13,13 @@ use axum::extract::ws::Utf8Bytes;
 use futures::FutureExt as _;
 use futures::StreamExt;
 
-use super::frame::{frame, Variant};
+use super::frame::{end_frame, next_frame, Variant, Wire};
 use super::group::{Group, Member, MemberState};
 use super::{
-    complete_frame, is_request_error, next_type, refusal_frames, Fanout, Outbox, Policy, Pushed,
-    SLOW_CONSUMER_CLOSE,
+    is_request_error, refusal_frames, Fanout, Outbox, Policy, Pushed, SLOW_CONSUMER_CLOSE,
 };
 use crate::graphql::error::INTERNAL_SERVER_ERROR;
 use crate::metrics::Metrics;
-use crate::ws::Protocol;
 
 /// What a subscriber is told when the execution serving it failed inside the server.
 pub fn internal_error() -> ServerError {
@@ -47,7 +45,8 @@ impl PositionTap {
         self.0.store(position, Ordering::Relaxed);
     }
 
-    fn take(&self) -> u64 {
+    /// The position reported since the last call (0 for none).
+    pub fn take(&self) -> u64 {
         self.0.swap(0, Ordering::Relaxed)
     }
 }
@@ -57,13 +56,19 @@ impl PositionTap {
 #[derive(Clone, Copy)]
 pub struct ReplayOnly;
 
+/// In the request data of an HTTP stream resumed with `Last-Event-ID`: the position the client
+/// already has. A subscription's resume argument (`sinceVersion`, `afterSeq`) takes the larger
+/// of its own value and this one, so a reconnect resumes exactly as the argument would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResumeFrom(pub u64);
+
 /// A subscriber whose resume arguments are being served.
 pub(super) struct Replay {
     pub(super) group: Arc<Group>,
     pub(super) slot: usize,
     pub(super) since: u64,
     pub(super) outbox: Arc<Outbox>,
-    pub(super) protocol: Protocol,
+    pub(super) protocol: Wire,
     pub(super) id: String,
     pub(super) op: u64,
 }
@@ -104,7 +109,7 @@ impl Fanout {
                 frames.push(
                     variant
                         .as_ref()
-                        .map(|(v, _)| frame(next_type(v.protocol), v, &payload)),
+                        .map(|(v, _)| next_frame(v, &payload, position)),
                 );
             }
             let members = &mut *members;
@@ -162,7 +167,7 @@ impl Fanout {
             let spec = member.spec;
             let end = match errors {
                 Some(errors) => refusal_frames(spec.protocol, &spec.id, errors),
-                None => [Some(complete_frame(&spec.id)), None],
+                None => [Some(end_frame(spec.protocol, &spec.id)), None],
             };
             spec.outbox.op_ended(spec.id.clone(), spec.op);
             for frame in end.into_iter().flatten() {
@@ -206,10 +211,7 @@ impl Fanout {
             op,
         } = replay;
         let tap = PositionTap::default();
-        let variant = Variant {
-            protocol,
-            id_json: serde_json::to_string(&id).unwrap_or_default().into(),
-        };
+        let variant = Variant::new(protocol, &id);
         let mut responses = self.schema.execute_stream(request.data(tap.clone()));
         let mut last = since;
         let mut first = true;
@@ -234,7 +236,7 @@ impl Fanout {
             Metrics::inc(&self.metrics.subscription_executions);
             let payload = serde_json::to_string(&response).unwrap_or_default();
             last = last.max(position);
-            let frame = frame(next_type(protocol), &variant, &payload);
+            let frame = next_frame(&variant, &payload, position);
             if outbox.push_op_waiting(op, frame, &self.metrics).await == Pushed::Closed {
                 return;
             }
@@ -294,6 +296,7 @@ mod tests {
     use super::*;
     use crate::fanout::{analyze, Entry, MemberSpec};
     use crate::test_support::{panicking_schema, PANICKING_MATCH};
+    use crate::ws::Protocol;
 
     /// Waits for the frames an outbox gets, bounded.
     async fn frames(outbox: &Outbox, count: usize) -> Vec<String> {
@@ -331,7 +334,7 @@ mod tests {
                 None,
                 MemberSpec {
                     outbox: outbox.clone(),
-                    protocol,
+                    protocol: protocol.into(),
                     id: format!("s{i}"),
                     op: 1,
                 },

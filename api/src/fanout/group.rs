@@ -11,12 +11,11 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::task::AbortHandle;
 
 use super::execution::Replay;
-use super::frame::Variant;
+use super::frame::{Variant, Wire};
 use super::{Analysis, Outbox, Policy, ReplayOnly};
 use crate::auth::Principal;
 use crate::graphql::ScorelineSchema;
 use crate::metrics::Metrics;
-use crate::ws::Protocol;
 
 /// What makes subscribers share an execution.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -32,7 +31,7 @@ struct ShareKey {
 /// A subscriber as a group sees it.
 pub struct MemberSpec {
     pub outbox: Arc<Outbox>,
-    pub protocol: Protocol,
+    pub protocol: Wire,
     pub id: String,
     pub op: u64,
 }
@@ -67,11 +66,8 @@ pub(super) struct Members {
 }
 
 impl Members {
-    fn variant(&mut self, protocol: Protocol, id: &str) -> usize {
-        let variant = Variant {
-            protocol,
-            id_json: serde_json::to_string(id).unwrap_or_default().into(),
-        };
+    fn variant(&mut self, protocol: Wire, id: &str) -> usize {
+        let variant = Variant::new(protocol, id);
         if let Some(&i) = self.variant_index.get(&variant) {
             if let Some((_, n)) = &mut self.variants[i] {
                 *n += 1;
@@ -223,7 +219,7 @@ impl Fanout {
             variables: shared_request.variables.to_string(),
             scope: principal.as_ref().map(|_| roles.join(",")),
         };
-        let since = analysis.resume.as_ref().and_then(|(_, v)| *v);
+        let since = analysis.since();
         let state = match since {
             Some(_) => MemberState::Replaying {
                 buffered: Vec::new(),

@@ -1,6 +1,6 @@
 //! Subscription fan-out: how a change becomes frames on sockets.
 //!
-//! - [`Outbox`]: one per WebSocket connection, the ordered queue its writer task drains, with a
+//! - [`Outbox`]: one per WebSocket connection (and per HTTP subscription stream), the ordered queue its writer task drains, with a
 //!   bound per subscription. A state subscription (`matchUpdated`, `matchesUpdated`) that falls
 //!   behind is conflated: its newest queued frame is replaced by the newer state, so a slow client
 //!   gets the newest state and never a backlog. An event subscription (`matchEvents`) that
@@ -24,7 +24,8 @@
 //! - `group`: the registry of shared executions, their members, joining and leaving.
 //! - `execution`: running a group's execution and a subscriber's replay, and the request data
 //!   ([`PositionTap`], [`ReplayOnly`]) through which executions report to fan-out.
-//! - `frame`: the text of `next`/`data`, `error` and `complete` frames.
+//! - `frame`: the text of `next`/`data`, `error` and `complete` frames, for each [`Wire`]:
+//!   WebSocket messages, Server-Sent Events, multipart parts.
 
 mod analysis;
 mod execution;
@@ -33,7 +34,11 @@ mod group;
 mod outbox;
 
 pub use analysis::{analyze, Analysis};
-pub use execution::{internal_error, PositionTap, ReplayOnly};
-pub use frame::{complete_frame, is_request_error, json_frame, next_type, refusal_frames};
+pub use execution::{internal_error, PositionTap, ReplayOnly, ResumeFrom};
+pub use frame::{
+    complete_frame, end_frame, is_http_end, is_request_error, json_frame, next_type,
+    refusal_frames, result_frame, slow_consumer_frames, Wire, MULTIPART_HEARTBEAT,
+    MULTIPART_PREAMBLE, SSE_HEARTBEAT,
+};
 pub use group::{Fanout, MemberSpec, Membership};
 pub use outbox::{Entry, Outbox, Policy, Pushed, SLOW_CONSUMER_CLOSE};

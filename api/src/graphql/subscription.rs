@@ -22,7 +22,7 @@ use scoreline_core::store::{MatchFilter, PageRequest, ReadBudget, MAX_PAGE_SIZE}
 use scoreline_core::{Change, Match, MatchEvent, MatchId, ValidationError};
 
 use crate::broker::{Received, Topic};
-use crate::fanout::{PositionTap, ReplayOnly};
+use crate::fanout::{PositionTap, ReplayOnly, ResumeFrom};
 use crate::graphql::error::{invalid, not_found, store};
 use crate::graphql::schema::Services;
 use crate::graphql::types::inputs::MatchFilterInput;
@@ -72,6 +72,14 @@ impl SubscriptionRoot {
         since_version: Option<i64>,
     ) -> Result<impl Stream<Item = Result<MatchNode>>> {
         let id = parse_match_id(id, "id")?;
+        // An HTTP stream's `Last-Event-ID` resumes as `sinceVersion` does.
+        let resumed = ctx
+            .data_opt::<ResumeFrom>()
+            .map(|r| i64::try_from(r.0).unwrap_or(i64::MAX));
+        let since_version = match (since_version, resumed) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         let services = ctx.data::<Services>()?.clone();
         let tap = ctx.data_opt::<PositionTap>().cloned().unwrap_or_default();
         let replay_only = ctx.data_opt::<ReplayOnly>().is_some();
@@ -191,6 +199,14 @@ impl SubscriptionRoot {
                 "must not be negative",
             )));
         }
+        // An HTTP stream's `Last-Event-ID` resumes as `afterSeq` does.
+        let resumed = ctx
+            .data_opt::<ResumeFrom>()
+            .map(|r| i32::try_from(r.0).unwrap_or(i32::MAX));
+        let after_seq = match (after_seq, resumed) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         let services = ctx.data::<Services>()?.clone();
         let tap = ctx.data_opt::<PositionTap>().cloned().unwrap_or_default();
         let replay_only = ctx.data_opt::<ReplayOnly>().is_some();

@@ -4,6 +4,8 @@
 //!   of them (a batch, at most `MAX_BATCH_OPERATIONS`), answered with an array in order.
 //! - `GET /graphql?query=…&operationName=…&variables=…&extensions=…` for queries (and APQ
 //!   hashes); a WebSocket upgrade on the same path.
+//! - Subscriptions as HTTP streams on both methods, chosen by `Accept` (`text/event-stream`, or
+//!   `multipart/mixed;subscriptionSpec="1.0"`): see [`super::stream`].
 //! - Media types: a client that accepts `application/graphql-response+json` gets it, with the
 //!   spec's status codes (400 for a request refused before execution: unparsable, invalid, over
 //!   a limit; 405 for a mutation over GET; no `data` entry then). Others get `application/json`
@@ -104,9 +106,9 @@ impl Media {
 }
 
 /// A finished answer: status, body, and what the access log should know.
-struct Answer {
-    status: StatusCode,
-    body: Bytes,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) body: Bytes,
     operation: Option<String>,
 }
 
@@ -124,7 +126,7 @@ impl Answer {
         Self::new(status, body)
     }
 
-    fn into_response(
+    pub(super) fn into_response(
         self,
         media: Media,
         subject: Option<&Principal>,
@@ -168,7 +170,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 }
 
 /// A request refused by admission: 429 with `Retry-After` for a rate, 503 for a bound.
-fn refused(media: Media, refusal: &Refusal) -> Response {
+pub(super) fn refused(media: Media, refusal: &Refusal) -> Response {
     let retry_after = HeaderValue::from(refusal.retry_after_secs());
     refusal_answer(refusal).into_response(media, None, Some((header::RETRY_AFTER, retry_after)))
 }
@@ -190,7 +192,12 @@ fn admit_anonymous(
 }
 
 /// An error about the HTTP request itself, in the chosen media type.
-fn refuse(media: Media, status: StatusCode, message: impl Into<String>, code: &str) -> Response {
+pub(super) fn refuse(
+    media: Media,
+    status: StatusCode,
+    message: impl Into<String>,
+    code: &str,
+) -> Response {
     let error = json!({"errors": [{"message": message.into(), "extensions": {"code": code}}]});
     Answer::new(status, serde_json::to_vec(&error).unwrap_or_default())
         .into_response(media, None, None)
@@ -198,7 +205,7 @@ fn refuse(media: Media, status: StatusCode, message: impl Into<String>, code: &s
 
 /// The caller, from `Authorization`. A present but invalid credential is refused (401), never
 /// downgraded to anonymous; so is more than one `Authorization` header.
-async fn principal(
+pub(super) async fn principal(
     state: &AppState,
     headers: &HeaderMap,
     media: Media,
@@ -232,7 +239,7 @@ async fn principal(
 /// The fields of a GraphQL request, as JSON (POST) carries them.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Params {
+pub(super) struct Params {
     #[serde(default)]
     query: Option<String>,
     #[serde(default)]
@@ -244,7 +251,18 @@ struct Params {
 }
 
 impl Params {
-    fn into_request(self) -> async_graphql::Request {
+    /// Whether the document is a subscription (false when it does not parse, or is absent: a
+    /// persisted-query hash alone).
+    pub(super) fn is_subscription(&self) -> bool {
+        let Some(query) = &self.query else {
+            return false;
+        };
+        let mut request = async_graphql::Request::new(query.clone());
+        request.operation_name = self.operation_name.clone();
+        crate::fanout::analyze(&request).is_some()
+    }
+
+    pub(super) fn into_request(self) -> async_graphql::Request {
         let mut request = async_graphql::Request::new(self.query.unwrap_or_default());
         request.operation_name = self.operation_name;
         request.variables = self.variables.unwrap_or_default();
@@ -268,7 +286,7 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
 
 /// Runs one GraphQL request: persisted documents, the GET rules, the response cache, then the
 /// schema.
-async fn run(
+pub(super) async fn run(
     state: &AppState,
     mut request: async_graphql::Request,
     principal: Option<&Principal>,
@@ -406,6 +424,28 @@ pub async fn graphql_post(
             "send GraphQL requests as JSON, with Content-Type: application/json",
             BAD_REQUEST,
         );
+    }
+    if let Some(token) = headers
+        .get(super::single::TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        let address = state.admission.address(peer, &headers);
+        let token = token.trim().to_string();
+        return super::single::operation(state, address, &headers, &token, &body).await;
+    }
+    if let Some(wire) = super::stream::negotiate(&headers) {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'[') {
+            let params: Params = match serde_json::from_slice(&body) {
+                Ok(p) => p,
+                Err(e) => return not_graphql(media, &e),
+            };
+            if super::stream::wanted(&headers, &params) {
+                let address = state.admission.address(peer, &headers);
+                return super::stream::serve(state, address, &headers, &Method::POST, params, wire)
+                    .await;
+            }
+        }
     }
     let principal = match principal(&state, &headers, media).await {
         Ok(p) => p,
@@ -558,6 +598,35 @@ pub async fn graphql_get(
             Err(refusal) => return refused(Media::Json, &refusal),
         };
         return upgrade(state, parts, principal, address, permit).await;
+    }
+    if let Some(wire) = super::stream::negotiate(&parts.headers) {
+        if let Some(token) = super::single::token(&parts.headers, &parts.uri) {
+            if wire == crate::fanout::Wire::Sse {
+                return super::single::connect(state, token).await;
+            }
+        }
+        let params = match GetParams::parse(parts.uri.query().unwrap_or("")) {
+            Ok(p) => p,
+            Err(message) => {
+                return refuse(
+                    media,
+                    StatusCode::BAD_REQUEST,
+                    format!("not a GraphQL request: {message}"),
+                    BAD_REQUEST,
+                )
+            }
+        };
+        if super::stream::wanted(&parts.headers, &params) {
+            return super::stream::serve(
+                state,
+                address,
+                &parts.headers,
+                &Method::GET,
+                params,
+                wire,
+            )
+            .await;
+        }
     }
     if let Some(response) = admit_anonymous(&state, principal.as_ref(), address, 1, media) {
         return response;

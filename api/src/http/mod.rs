@@ -4,6 +4,9 @@
 //! # Layout
 //! - `graphql`: GraphQL over HTTP (media types, status codes, batches, persisted documents),
 //!   and the WebSocket upgrade.
+//! - `stream`: subscriptions as HTTP streams (graphql-sse, Apollo multipart), through the same
+//!   fan-out as WebSocket; `single`: graphql-sse's single connection mode (reservations);
+//!   `pump`: the body of such a stream.
 //! - `graphiql`: the GraphiQL page and its files, embedded in the binary.
 //! - `pages`: the console and scoreboard pages, their files and service worker, embedded too.
 //! - `publish`: `POST /internal/publish`; `replay`: the memory of requests it received.
@@ -15,7 +18,10 @@ mod graphiql;
 mod graphql;
 mod pages;
 mod publish;
+mod pump;
 mod replay;
+mod single;
+mod stream;
 
 use std::time::Duration;
 
@@ -31,6 +37,7 @@ pub use graphiql::{graphiql_asset, graphiql_page};
 pub use graphql::{graphql_get, graphql_post};
 pub use pages::{console_page, console_worker, page_asset, scoreboard_page};
 pub use publish::{publish, publish_auth, PublishAuth};
+pub use single::{reserve as graphql_put, stop as graphql_delete, Reservations};
 
 use crate::startup::AppState;
 
@@ -63,7 +70,13 @@ pub fn cors(allowed_origins: &str) -> anyhow::Result<CorsLayer> {
     };
     Ok(CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([header::ETAG, header::RETRY_AFTER])
         .max_age(Duration::from_secs(24 * 3600)))

@@ -143,6 +143,16 @@ async fn run_once(args: &SlowArgs) -> anyhow::Result<Metrics> {
         peak = peak.max(target.rss_kib());
     }
     let loaded = started.elapsed();
+    let metrics = server_metrics(&target.base).await.unwrap_or_default();
+    let gauge = |name: &str| -> Option<f64> {
+        metrics.lines().find_map(|l| {
+            let (n, v) = l.split_once(' ')?;
+            (n == name).then(|| v.trim().parse().ok()).flatten()
+        })
+    };
+    let subscriptions = gauge("scoreline_subscriptions");
+    let queued = gauge("scoreline_ws_queued_bytes");
+    let slow_closes = gauge("scoreline_ws_slow_consumer_closes_total");
 
     drop(sockets);
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
@@ -188,6 +198,24 @@ async fn run_once(args: &SlowArgs) -> anyhow::Result<Metrics> {
         },
     );
     m.push(
+        "subscriptions",
+        "subscriptions running, before the close",
+        "",
+        subscriptions,
+    );
+    m.push(
+        "queued_mib",
+        "bytes queued in outboxes, before the close",
+        "MiB",
+        queued.map(|b| b / 1024.0 / 1024.0),
+    );
+    m.push(
+        "slow_consumer_closes",
+        "connections closed as slow consumers",
+        "",
+        slow_closes,
+    );
+    m.push(
         "load_seconds",
         "updates sent in",
         "s",
@@ -198,4 +226,13 @@ async fn run_once(args: &SlowArgs) -> anyhow::Result<Metrics> {
             .push("the server did not answer a query after the slow sockets closed".into());
     }
     Ok(m)
+}
+
+/// The server's Prometheus text.
+async fn server_metrics(base: &str) -> anyhow::Result<String> {
+    Ok(reqwest::get(format!("{base}/metrics"))
+        .await?
+        .error_for_status()?
+        .text()
+        .await?)
 }

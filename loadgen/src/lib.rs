@@ -16,7 +16,8 @@
 //! # Layout
 //! - `target`: spawning or reaching the server, the admin token, the GraphQL seeding calls.
 //! - `ws`, `http`, `slow`, `floor`: the benches (and `floor`'s reading child, `floor-sink`).
-//! - `rawws`: the minimal WebSocket client `ws` subscribers use by default.
+//! - `rawws`: the minimal WebSocket client `ws` subscribers use by default; `rawsse`: the
+//!   graphql-sse subscriber of `ws --protocol sse`.
 //! - `stats`: percentiles, medians, version-sequence accounting.
 //! - `procfs`: RSS and CPU time from `/proc` and `getrusage`.
 //! - `report`: metrics as a table with per-run columns and medians, and as JSON lines.
@@ -24,6 +25,7 @@
 pub mod floor;
 pub mod http;
 pub mod procfs;
+pub mod rawsse;
 pub mod rawws;
 pub mod report;
 pub mod slow;

@@ -31,6 +31,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::procfs;
+use crate::rawsse::RawSse;
 use crate::rawws::{Incoming, RawWs};
 use crate::report::{self, Metrics};
 use crate::stats::{account, Sequence};
@@ -42,6 +43,9 @@ pub enum Protocol {
     Transport,
     /// `graphql-ws` (legacy subscriptions-transport-ws).
     Legacy,
+    /// graphql-sse, distinct connections mode: one `POST` with `Accept: text/event-stream`
+    /// per subscriber, on its own connection (`--client` does not apply).
+    Sse,
 }
 
 impl Protocol {
@@ -49,6 +53,7 @@ impl Protocol {
         match self {
             Protocol::Transport => "graphql-transport-ws",
             Protocol::Legacy => "graphql-ws",
+            Protocol::Sse => "",
         }
     }
 }
@@ -756,6 +761,7 @@ struct Subscriber {
 enum Conn {
     Tungstenite(Box<Ws>),
     Raw(Box<RawWs>),
+    Sse(Box<RawSse>),
 }
 
 impl Conn {
@@ -763,6 +769,7 @@ impl Conn {
         match self {
             Conn::Tungstenite(ws) => ws.send(Message::Text(text.into())).await?,
             Conn::Raw(ws) => ws.send_text(&text).await?,
+            Conn::Sse(_) => bail!("an event stream carries nothing from the client"),
         }
         Ok(())
     }
@@ -770,6 +777,7 @@ impl Conn {
     async fn recv(&mut self) -> Incoming {
         let ws = match self {
             Conn::Raw(ws) => return ws.recv().await,
+            Conn::Sse(sse) => return sse.recv().await,
             Conn::Tungstenite(ws) => ws,
         };
         loop {
@@ -873,6 +881,11 @@ impl Subscriber {
     }
 
     async fn connect(&self) -> anyhow::Result<Conn> {
+        if self.protocol == Protocol::Sse {
+            let body = json!({"query": SUBSCRIPTION, "variables": {"id": self.match_id}});
+            let sse = RawSse::connect(&self.authority, &body.to_string()).await?;
+            return Ok(Conn::Sse(Box::new(sse)));
+        }
         let mut conn = self.open().await?;
         conn.send_text(json!({"type": "connection_init", "payload": {}}).to_string())
             .await?;
@@ -892,7 +905,7 @@ impl Subscriber {
         }
         let kind = match self.protocol {
             Protocol::Transport => "subscribe",
-            Protocol::Legacy => "start",
+            Protocol::Legacy | Protocol::Sse => "start",
         };
         conn.send_text(
             json!({"type": kind, "id": self.id,

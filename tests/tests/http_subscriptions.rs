@@ -550,6 +550,33 @@ async fn multipart_streams_payload_parts_with_crlf_delimiters() {
 }
 
 #[tokio::test]
+async fn multipart_sends_an_empty_heartbeat_part_every_keepalive_interval() {
+    let app = TestApp::spawn_with(|c| c.ws_keepalive_secs = 1).await;
+    let seed = app.live_match("SOCCER").await;
+    let mut stream = HttpStream::open(
+        &app,
+        "multipart/mixed;subscriptionSpec=\"1.0\",application/json",
+        MATCH_UPDATED,
+        json!({"id": seed.match_id}),
+        None,
+    )
+    .await;
+    // Apollo's clients read `{}` parts as heartbeats; two arrive with no change to the match.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            assert!(stream.read().await, "the stream ended: {:?}", stream.buffer);
+            let (parts, closed) = multipart_parts(&stream.buffer);
+            assert!(!closed, "{:?}", stream.buffer);
+            if parts.iter().filter(|p| **p == json!({})).count() >= 2 {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("two heartbeat parts within 10 s");
+}
+
+#[tokio::test]
 async fn single_connection_mode_multiplexes_operations_on_one_reserved_stream() {
     let app = TestApp::spawn().await;
     let seed = app.live_match("SOCCER").await;

@@ -32,18 +32,7 @@ impl RawSse {
             body.len()
         );
         stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::with_capacity(4096);
-        let end = loop {
-            if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                break at + 4;
-            }
-            if raw.len() > 16 * 1024 {
-                anyhow::bail!("the response head has no end");
-            }
-            if stream.read_buf(&mut raw).await? == 0 {
-                anyhow::bail!("the server closed before answering");
-            }
-        };
+        let (mut raw, end) = crate::rawws::read_head(&mut stream).await?;
         let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
         if !head.starts_with("http/1.1 200") {
             anyhow::bail!(

@@ -95,6 +95,23 @@ pub fn encode(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     out
 }
 
+/// Reads an HTTP response head: the bytes read (the head and whatever followed it) and where
+/// the head ends.
+pub async fn read_head(stream: &mut TcpStream) -> anyhow::Result<(Vec<u8>, usize)> {
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok((buf, at + 4));
+        }
+        if buf.len() > 16 * 1024 {
+            anyhow::bail!("the response head has no end");
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            anyhow::bail!("the server closed before its response head ended");
+        }
+    }
+}
+
 impl RawWs {
     /// Opens `ws://{authority}{path}` offering `protocol`; fails unless the server switches
     /// protocols and announces it.
@@ -111,18 +128,7 @@ impl RawWs {
              Sec-WebSocket-Protocol: {protocol}\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).await?;
-        let mut buf = Vec::with_capacity(4096);
-        let end = loop {
-            if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break at + 4;
-            }
-            if buf.len() > 16 * 1024 {
-                anyhow::bail!("the upgrade response has no end");
-            }
-            if stream.read_buf(&mut buf).await? == 0 {
-                anyhow::bail!("the server closed during the upgrade");
-            }
-        };
+        let (buf, end) = read_head(&mut stream).await?;
         let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
         if !head.starts_with("http/1.1 101") {
             anyhow::bail!(

@@ -24,7 +24,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::graphiql::{
-    addressed, etag, not_modified, short_hash, versions, CSS, IMMUTABLE, JS, REVALIDATE, TEXT,
+    addressed, etag, immutable_file, not_modified, short_hash, versions, CSS, JS, REVALIDATE, TEXT,
 };
 
 /// Where the pages' files are served (`startup::router` routes `/assets/{file}`).
@@ -212,28 +212,12 @@ pub async fn page_asset(Path(file): Path<String>, headers: HeaderMap) -> Respons
     let Some(asset) = SITE.assets.iter().find(|a| a.file == file) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let cache = [
-        (header::ETAG, asset.etag.clone()),
-        (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
-    ];
-    if not_modified(&headers, &asset.etag) {
-        return (StatusCode::NOT_MODIFIED, cache).into_response();
-    }
-    (
-        cache,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(asset.content_type),
-            ),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-        ],
+    immutable_file(
+        &asset.etag,
+        asset.content_type,
         asset.body.clone(),
+        &headers,
     )
-        .into_response()
 }
 
 #[cfg(test)]

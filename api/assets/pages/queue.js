@@ -111,9 +111,12 @@ export class Outbox {
     if (token) this.flush();
   }
 
-  /** Sends waiting entries in order until the queue is empty or an entry cannot go yet. */
+  /** Sends waiting entries in order until the queue is empty or an entry cannot go yet.
+   * Nothing is sent while the browser says it is offline: `navigator.onLine` false is certain
+   * (true is not, hence the retries), and a page being unloaded can get an `online` event
+   * that does not mean the network is back. */
   async flush() {
-    if (this.flushing || !this.token) return;
+    if (this.flushing || !this.token || navigator.onLine === false) return;
     this.flushing = true;
     try {
       for (;;) {

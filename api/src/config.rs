@@ -269,10 +269,15 @@ pub struct Config {
     /// closed; keep it above twice the keep-alive interval.
     #[arg(long, env = "WS_IDLE_TIMEOUT_SECS", default_value_t = 45)]
     pub ws_idle_timeout_secs: u64,
-    /// Milliseconds an anonymous query's response may be served from the micro-cache (0: off).
-    /// Entries also end at the first change this instance learns of; see docs/operations.md.
-    #[arg(long, env = "QUERY_CACHE_MS", default_value_t = 0)]
-    pub query_cache_ms: u64,
+    /// Bytes of query responses kept until a change makes them wrong (0: off); see
+    /// docs/operations.md.
+    #[arg(long, env = "RESPONSE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub response_cache_bytes: usize,
+    /// `max-age` of `Cache-Control: public` on anonymous GET queries, in seconds: how long a
+    /// browser or CDN may reuse an answer without asking (0: `no-cache`, always revalidate
+    /// with the `ETag`).
+    #[arg(long, env = "HTTP_CACHE_MAX_AGE_SECS", default_value_t = 1)]
+    pub http_cache_max_age_secs: u32,
     /// Seconds to let connections finish after SIGTERM before exiting.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,

@@ -25,8 +25,16 @@ pub struct Metrics {
     pub slow_consumer_closes: AtomicU64,
     /// Connections closed because the client stopped answering pings.
     pub idle_closes: AtomicU64,
-    /// Anonymous queries answered from the micro-cache.
-    pub query_cache_hits: AtomicU64,
+    /// Queries answered from the response cache.
+    pub response_cache_hits: AtomicU64,
+    /// Cacheable queries the response cache did not hold.
+    pub response_cache_misses: AtomicU64,
+    /// Responses dropped from the cache to stay within `RESPONSE_CACHE_BYTES`.
+    pub response_cache_evictions: AtomicU64,
+    /// Bytes the response cache holds now (keys, bodies, tags, overhead).
+    pub response_cache_bytes: AtomicI64,
+    /// Responses the cache holds now.
+    pub response_cache_entries: AtomicI64,
     /// Tags of signed publish requests remembered to refuse their replays.
     pub publish_replay_entries: AtomicI64,
     /// Publish requests refused as replays of one already received.
@@ -102,6 +110,16 @@ impl Metrics {
                 &self.publish_replay_entries,
             ),
             (
+                "scoreline_response_cache_bytes",
+                "Bytes the response cache holds (keys, bodies, tags, overhead).",
+                &self.response_cache_bytes,
+            ),
+            (
+                "scoreline_response_cache_entries",
+                "Responses the response cache holds.",
+                &self.response_cache_entries,
+            ),
+            (
                 "scoreline_ws_queued_bytes",
                 "Bytes waiting in WebSocket outboxes.",
                 &self.queued_bytes,
@@ -158,9 +176,19 @@ impl Metrics {
                 &self.idle_closes,
             ),
             (
-                "scoreline_query_cache_hits_total",
-                "Anonymous queries answered from the micro-cache.",
-                &self.query_cache_hits,
+                "scoreline_response_cache_hits_total",
+                "Queries answered from the response cache.",
+                &self.response_cache_hits,
+            ),
+            (
+                "scoreline_response_cache_misses_total",
+                "Cacheable queries the response cache did not hold.",
+                &self.response_cache_misses,
+            ),
+            (
+                "scoreline_response_cache_evictions_total",
+                "Responses dropped from the cache to stay within RESPONSE_CACHE_BYTES.",
+                &self.response_cache_evictions,
             ),
             (
                 "scoreline_publish_replays_refused_total",

@@ -7,7 +7,7 @@
 //! room and then fail as unavailable, rather than the backlog growing without bound.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,8 +41,6 @@ pub struct Intake {
     broker: Arc<dyn Broker>,
     /// Held across a whole publish, so batches fan out one at a time and in order.
     published: Mutex<RecentMatches<Published>>,
-    /// Rises with every batch of fresh changes fanned out (the query cache's invalidation).
-    changes: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
 }
 
@@ -64,14 +62,8 @@ impl Intake {
         Self {
             broker,
             published: Mutex::new(RecentMatches::new(matches)),
-            changes: Arc::new(AtomicU64::new(0)),
             metrics,
         }
-    }
-
-    /// A counter that rises whenever fresh changes are fanned out.
-    pub fn changes(&self) -> Arc<AtomicU64> {
-        self.changes.clone()
     }
 }
 
@@ -137,7 +129,6 @@ impl Publisher for Intake {
             .publish(&fresh)
             .await
             .map_err(|e| PublishError::Unavailable(Box::new(e)))?;
-        self.changes.fetch_add(1, Ordering::AcqRel);
         let mut forgotten = 0;
         for (id, (at, p)) in next {
             forgotten += published.remember(id, at, p);

@@ -54,6 +54,8 @@ pub struct AppState {
     pub documents: Arc<DocumentCache>,
     pub persisted: Arc<PersistedDocuments>,
     pub responses: Arc<ResponseCache>,
+    /// `max-age` of anonymous GET queries (`HTTP_CACHE_MAX_AGE_SECS`).
+    pub http_cache_max_age: u32,
     pub max_body_bytes: usize,
     pub max_batch_operations: usize,
     pub admission: Arc<Admission>,
@@ -195,11 +197,20 @@ impl Application {
             }
         };
 
+        let responses = Arc::new(ResponseCache::new(
+            config.response_cache_bytes,
+            Some(broker.clone()),
+            metrics.clone(),
+        ));
+        if responses.enabled() {
+            background.push(responses.follow(broker.as_ref()));
+        }
         let schema = build_schema(
             Services {
                 store: store.clone(),
                 broker: broker.clone(),
                 metrics: metrics.clone(),
+                responses: responses.clone(),
             },
             SchemaLimits {
                 max_depth: config.max_query_depth,
@@ -231,7 +242,6 @@ impl Application {
             n => n,
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let intake_changes = intake.changes();
         let fanout = Arc::new(Fanout::new(schema.clone(), metrics.clone()));
         let state = AppState {
             schema,
@@ -255,10 +265,8 @@ impl Application {
             metrics,
             documents: Arc::new(DocumentCache::default()),
             persisted: Arc::new(persisted),
-            responses: Arc::new(ResponseCache::new(
-                Duration::from_millis(config.query_cache_ms),
-                intake_changes,
-            )),
+            responses,
+            http_cache_max_age: config.http_cache_max_age_secs,
             max_body_bytes: config.max_body_bytes,
             max_batch_operations: config.max_batch_operations.max(1),
             admission: Arc::new(Admission {

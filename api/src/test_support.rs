@@ -57,6 +57,7 @@ pub fn panicking_schema() -> ScorelineSchema {
             store: Arc::new(PanickingStore(store)),
             broker: Arc::new(MemoryBroker::default()),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            responses: Arc::new(crate::graphql::response_cache::ResponseCache::off()),
         },
         SchemaLimits::default(),
     )

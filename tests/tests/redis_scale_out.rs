@@ -40,3 +40,50 @@ async fn subscribers_on_one_instance_receive_every_update_published_through_anot
         assert_complete_timeline(&watch.events, last - 1, who);
     }
 }
+
+/// Response cache across instances: an answer cached on A ends when B's change reaches A
+/// through Redis (no TTL: without it A would answer the old version for ever), and A reads its
+/// own writes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_cached_on_one_instance_ends_with_a_change_made_through_another() {
+    let cluster = Cluster::start(SERVER).await;
+    let (a, b) = (&cluster.a, &cluster.b);
+    let id = b.live_match("SOCCER").await.match_id;
+    let query = "query($id: ID!) { match(id: $id) { version } }";
+    let read = |app: &'static str| {
+        let app = if app == "a" { a } else { b };
+        let id = id.clone();
+        async move {
+            app.ok(query, serde_json::json!({"id": id}), None).await["match"]["version"]
+                .as_i64()
+                .expect("the match exists")
+        }
+    };
+    let hits = "scoreline_response_cache_hits_total";
+    let deadline = tokio::time::Instant::now() + scoreline_tests::WAIT;
+    loop {
+        let before = a.metric(hits).await;
+        read("a").await;
+        read("a").await;
+        if a.metric(hits).await > before {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A never answers from its cache"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let written = b.record(&id, "GOAL", "HOME").await;
+    let deadline = tokio::time::Instant::now() + scoreline_tests::WAIT;
+    while read("a").await < written {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A kept answering a version older than {written} from its cache"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let own = a.record(&id, "GOAL", "AWAY").await;
+    assert_eq!(read("a").await, own, "A reads its own write at once");
+}

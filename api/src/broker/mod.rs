@@ -88,4 +88,10 @@ pub trait Broker: Send + Sync + 'static {
     async fn publish(&self, changes: &[Arc<Change>]) -> Result<(), BrokerError>;
     fn subscribe(&self, topic: Topic) -> BrokerSubscription;
     async fn check(&self) -> Result<(), BrokerError>;
+    /// Whether every change published anywhere reaches this process's hub now (false while a
+    /// distributed broker's subscriber connection is down). What caches changing data relies
+    /// on it.
+    fn hears_changes(&self) -> bool {
+        true
+    }
 }

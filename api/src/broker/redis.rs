@@ -146,6 +146,10 @@ impl Broker for RedisBroker {
         self.shared.hub.subscribe(topic)
     }
 
+    fn hears_changes(&self) -> bool {
+        self.shared.up.load(Ordering::Acquire)
+    }
+
     async fn check(&self) -> Result<(), BrokerError> {
         if !self.shared.up.load(Ordering::Acquire) {
             return Err(BrokerError::Unavailable(

@@ -33,16 +33,18 @@ async fn match_day(
     if let Ok(retry) = ctx.data::<WriteRetry>() {
         options.retry_for = chrono::Duration::from_std(retry.0).ok();
     }
-    let m = service::apply_command(
+    let result = service::apply_command(
         services.store.as_ref(),
         &match_id,
         &command,
         &options,
         || Utc::now().trunc_subsecs(3),
     )
-    .await
-    .map_err(service_error)?;
-    Ok(MatchNode(m))
+    .await;
+    // Read-your-writes: cached reads of the match end before this answer goes out, whether
+    // or not the write is known to have committed (a timed-out write may have).
+    services.responses.match_changed(&match_id);
+    Ok(MatchNode(result.map_err(service_error)?))
 }
 
 /// Changes, for signed-in staff: send `Authorization: Bearer <jwt>` whose `cognito:groups`
@@ -155,10 +157,11 @@ impl MutationRoot {
             created_at: now,
             updated_at: now,
         };
-        let m = service::create_match(store, m)
-            .await
-            .map_err(service_error)?;
-        Ok(MatchNode(m))
+        let id = m.id.clone();
+        let result = service::create_match(store, m).await;
+        // `match(id)` may have been answered with null, and listings change.
+        services.responses.match_changed(&id);
+        Ok(MatchNode(result.map_err(service_error)?))
     }
 
     /// Moves a match through its status machine and appends a STATUS_CHANGE event. Going LIVE

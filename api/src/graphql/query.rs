@@ -5,6 +5,7 @@ use scoreline_core::store::{PageRequest, MAX_PAGE_SIZE};
 use scoreline_core::{CompetitionId, MatchId, TeamId, ValidationError};
 
 use crate::graphql::error::{invalid, store};
+use crate::graphql::response_cache::{read_listing, read_match, read_uncacheable};
 use crate::graphql::schema::Services;
 use crate::graphql::types::inputs::MatchFilterInput;
 use crate::graphql::types::matches::{MatchEdge, PageInfo};
@@ -33,6 +34,7 @@ impl QueryRoot {
     ) -> Result<Option<MatchNode>> {
         let id = MatchId::parse(id.0).map_err(argument("id"))?;
         let services = ctx.data::<Services>()?;
+        read_match(ctx, &id);
         Ok(services
             .store
             .match_by_id(&id)
@@ -67,6 +69,7 @@ impl QueryRoot {
         }
         let filter = filter.unwrap_or_default().parse().map_err(invalid)?;
         let services = ctx.data::<Services>()?;
+        read_listing(ctx);
         let page = services
             .store
             .matches(&filter, &PageRequest::new(first as u32, after.clone()))
@@ -104,6 +107,7 @@ impl QueryRoot {
         >,
     ) -> Result<Vec<MatchNode>> {
         let services = ctx.data::<Services>()?;
+        read_listing(ctx);
         let live = services
             .store
             .live_matches(sport.map(enums::sport))
@@ -120,12 +124,12 @@ impl QueryRoot {
     ) -> Result<Option<CompetitionNode>> {
         let id = CompetitionId::parse(id.0).map_err(argument("id"))?;
         let services = ctx.data::<Services>()?;
-        Ok(services
-            .store
-            .competition(&id)
-            .await
-            .map_err(store)?
-            .map(CompetitionNode))
+        let found = services.store.competition(&id).await.map_err(store)?;
+        if found.is_none() {
+            // It may be created later, and creations reach no other instance's cache.
+            read_uncacheable(ctx);
+        }
+        Ok(found.map(CompetitionNode))
     }
 
     /// Every competition, ordered by sport (in `Sport` order) then id; not paged.
@@ -135,6 +139,7 @@ impl QueryRoot {
         #[graphql(desc = "Only competitions of this sport.")] sport: Option<SportGql>,
     ) -> Result<Vec<CompetitionNode>> {
         let services = ctx.data::<Services>()?;
+        read_uncacheable(ctx);
         let all = services
             .store
             .competitions(sport.map(enums::sport))
@@ -151,7 +156,11 @@ impl QueryRoot {
     ) -> Result<Option<TeamNode>> {
         let id = TeamId::parse(id.0).map_err(argument("id"))?;
         let services = ctx.data::<Services>()?;
-        Ok(services.store.team(&id).await.map_err(store)?.map(TeamNode))
+        let found = services.store.team(&id).await.map_err(store)?;
+        if found.is_none() {
+            read_uncacheable(ctx);
+        }
+        Ok(found.map(TeamNode))
     }
 
     /// Teams, ordered by sport (in `Sport` order) then id; not paged. Both filters may be
@@ -171,6 +180,7 @@ impl QueryRoot {
             .transpose()
             .map_err(invalid)?;
         let services = ctx.data::<Services>()?;
+        read_uncacheable(ctx);
         let teams = services
             .store
             .teams(sport.map(enums::sport), competition.as_ref())

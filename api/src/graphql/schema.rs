@@ -25,6 +25,7 @@ use crate::graphql::limits::{DocumentLimits, LimitsExtension};
 use crate::graphql::loader::CatalogLoader;
 use crate::graphql::mutation::MutationRoot;
 use crate::graphql::query::QueryRoot;
+use crate::graphql::response_cache::ResponseCache;
 use crate::graphql::subscription::SubscriptionRoot;
 use crate::metrics::Metrics;
 
@@ -37,6 +38,8 @@ pub struct Services {
     pub broker: Arc<dyn Broker>,
     /// For the bounds resolvers keep (listing budgets, subscriptions' memory of matches).
     pub metrics: Arc<Metrics>,
+    /// Query responses kept until a change ends them; mutations end their match's entries.
+    pub responses: Arc<ResponseCache>,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -524,6 +524,7 @@ mod tests {
             store: Arc::new(store),
             broker: Arc::new(MemoryBroker::default()),
             metrics: metrics.clone(),
+            responses: Arc::new(crate::graphql::response_cache::ResponseCache::off()),
         };
         let (sent, _) = seen(10);
         let out = resync(&services, &MatchFilter::default(), &sent)

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::access::AccessNote;
 use crate::admission::{Refusal, StreamPermit};
@@ -32,8 +33,7 @@ use crate::graphql::error::{
     code_of, BAD_REQUEST, REQUEST_ERROR_CODES, SERVICE_UNAVAILABLE, UNAUTHENTICATED,
 };
 use crate::graphql::guard::HttpGet;
-use crate::graphql::response_cache::ResponseCache;
-use crate::metrics::Metrics;
+use crate::graphql::response_cache::{etag, Cached, Reads, ResponseCache};
 use crate::startup::AppState;
 use crate::ws::{self, Protocol, WsContext};
 
@@ -110,6 +110,8 @@ pub(super) struct Answer {
     pub(super) status: StatusCode,
     pub(super) body: Bytes,
     operation: Option<String>,
+    /// The `ETag` of a query's successful result: what GET answers may be revalidated with.
+    etag: Option<Arc<str>>,
 }
 
 impl Answer {
@@ -118,6 +120,14 @@ impl Answer {
             status,
             body: body.into(),
             operation: None,
+            etag: None,
+        }
+    }
+
+    fn cached(cached: Cached) -> Self {
+        Self {
+            etag: Some(cached.etag),
+            ..Self::new(StatusCode::OK, cached.body)
         }
     }
 
@@ -331,20 +341,10 @@ pub(super) async fn run(
         request = request.data(HttpGet);
     }
     let cache = &state.responses;
-    let cacheable = cache.enabled() && anonymous && operation == Some(OperationType::Query);
-    if cacheable {
-        let key = ResponseCache::key(&request);
-        if let Some(body) = cache.get(&key) {
-            Metrics::inc(&state.metrics.query_cache_hits);
-            return with_name(Answer::new(StatusCode::OK, body));
-        }
-        let changes = cache.changes();
-        let response = state.schema.execute(request).await;
-        let answer = encode(&response, media);
-        if response.errors.is_empty() {
-            cache.put(key, answer.body.clone(), changes);
-        }
-        return with_name(answer);
+    let query = operation == Some(OperationType::Query);
+    let key = (query && cache.enabled()).then(|| ResponseCache::key(&request));
+    if let Some(hit) = key.as_deref().and_then(|k| cache.get(k)) {
+        return with_name(Answer::cached(hit));
     }
     let Some(_permit) = busy_permit(state).await else {
         let error = ServerError::new(
@@ -357,11 +357,22 @@ pub(super) async fn run(
         }
         return with_name(Answer::errors(StatusCode::SERVICE_UNAVAILABLE, &[error]));
     };
-    let response = state.schema.execute(request).await;
-    if operation == Some(OperationType::Mutation) {
-        cache.changed();
+    if !query {
+        return with_name(encode(&state.schema.execute(request).await, media));
     }
-    with_name(encode(&response, media))
+    let ticket = cache.ticket();
+    let reads = Arc::new(Reads::default());
+    let response = state.schema.execute(request.data(reads.clone())).await;
+    let mut answer = encode(&response, media);
+    if !response.errors.is_empty() {
+        return with_name(answer);
+    }
+    answer.etag = Some(match (key, Arc::try_unwrap(reads)) {
+        (Some(key), Ok(reads)) => cache.put(key, answer.body.clone(), reads, ticket).etag,
+        _ if *method == Method::GET => etag(&answer.body),
+        _ => return with_name(answer),
+    });
+    with_name(answer)
 }
 
 /// A permit to execute (`MAX_CONCURRENT_REQUESTS`), waiting at most the request timeout.
@@ -650,9 +661,72 @@ pub async fn graphql_get(
         media,
     )
     .await;
+    http_cached(
+        answer,
+        media,
+        principal.as_ref(),
+        &parts.headers,
+        state.http_cache_max_age,
+    )
+}
+
+/// A GET answer with HTTP caching: a query's result carries its `ETag` and `Cache-Control`
+/// (`public, max-age` for anonymous callers, so browsers and a CDN may reuse it; `private,
+/// no-cache` for signed-in ones), and `If-None-Match` with that tag gets 304 and no body.
+/// Anything else (errors, refusals) is `no-store`.
+fn http_cached(
+    mut answer: Answer,
+    media: Media,
+    principal: Option<&Principal>,
+    request: &HeaderMap,
+    max_age: u32,
+) -> Response {
     let allow = (answer.status == StatusCode::METHOD_NOT_ALLOWED)
         .then(|| (header::ALLOW, HeaderValue::from_static("POST")));
-    answer.into_response(media, principal.as_ref(), allow)
+    let etag = answer
+        .etag
+        .take()
+        .and_then(|tag| HeaderValue::from_str(&tag).ok());
+    let fresh = etag
+        .as_ref()
+        .is_some_and(|tag| if_none_match(request, tag.as_bytes()));
+    if fresh {
+        answer.status = StatusCode::NOT_MODIFIED;
+        answer.body = Bytes::new();
+    }
+    let mut response = answer.into_response(media, principal, allow);
+    let headers = response.headers_mut();
+    if fresh {
+        headers.remove(header::CONTENT_TYPE);
+    }
+    let Some(etag) = etag else {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return response;
+    };
+    let cache_control = match (principal, max_age) {
+        (Some(_), _) => HeaderValue::from_static("private, no-cache"),
+        (None, 0) => HeaderValue::from_static("public, no-cache"),
+        (None, secs) => HeaderValue::from_str(&format!("public, max-age={secs}"))
+            .expect("a number is a valid header value"),
+    };
+    headers.insert(header::ETAG, etag);
+    headers.insert(header::CACHE_CONTROL, cache_control);
+    // The body is the same for both media types, the Content-Type is not.
+    headers.append(header::VARY, HeaderValue::from_static("Accept"));
+    response
+}
+
+/// Whether `If-None-Match` lists `etag` (weak comparison, as RFC 9110 asks for this header)
+/// or is `*`.
+fn if_none_match(request: &HeaderMap, etag: &[u8]) -> bool {
+    let strip = |t: &[u8]| t.strip_prefix(b"W/").unwrap_or(t).to_vec();
+    let wanted = strip(etag);
+    request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|t| t.trim_ascii())
+        .any(|t| t == b"*" || strip(t) == wanted)
 }
 
 async fn upgrade(

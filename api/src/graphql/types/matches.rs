@@ -71,6 +71,9 @@ pub struct ClockNode {
 
 async fn load_team(ctx: &Context<'_>, id: &TeamId) -> Result<TeamNode> {
     let loader = ctx.data::<DataLoader<CatalogLoader>>()?;
+    if let Some(team) = loader.loader().kept_team(id) {
+        return Ok(TeamNode(team));
+    }
     match loader.load_one(id.clone()).await {
         Ok(Some(team)) => Ok(TeamNode(team)),
         Ok(None) => {
@@ -97,6 +100,9 @@ impl MatchNode {
     async fn competition(&self, ctx: &Context<'_>) -> Result<CompetitionNode> {
         let loader = ctx.data::<DataLoader<CatalogLoader>>()?;
         let id: &CompetitionId = &self.0.competition_id;
+        if let Some(c) = loader.loader().kept_competition(id) {
+            return Ok(CompetitionNode(c));
+        }
         match loader.load_one(id.clone()).await {
             Ok(Some(c)) => Ok(CompetitionNode(c)),
             Ok(None) => {

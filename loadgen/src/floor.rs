@@ -269,8 +269,9 @@ async fn run_once(args: &FloorArgs, writers: usize) -> anyhow::Result<Metrics> {
     Ok(m)
 }
 
-/// Ends the sink child however a run ends (a failed run must not leave it holding sockets).
-struct KillOnDrop(std::process::Child);
+/// Ends a child (the sink here, `http`'s floor server) however a run ends: a failed run must
+/// not leave it holding sockets.
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

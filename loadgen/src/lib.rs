@@ -3,7 +3,9 @@
 //! - `loadgen ws`: WebSocket subscription fan-out (N subscribers, K updates at rate R):
 //!   delivery latency, fan-out completion, loss, server RSS per connection, and the CPU time of
 //!   the server and of the load generator itself (they share the machine).
-//! - `loadgen http`: `match(id)` query throughput over keep-alive HTTP/1.1.
+//! - `loadgen http`: query throughput over keep-alive HTTP/1.1 (the score screen's `match(id)`
+//!   by default, POST or GET), with an optional write mix whose answered versions no later read
+//!   may predate (stale reads), and the same load against a bare HTTP server as its floor.
 //! - `loadgen slow`: clients that subscribe and stop reading: the server's peak RSS, and what
 //!   of it comes back when they leave.
 //! - `loadgen floor`: the cost of writing a 120-byte frame to a loopback socket with no server
@@ -15,7 +17,8 @@
 //!
 //! # Layout
 //! - `target`: spawning or reaching the server, the admin token, the GraphQL seeding calls.
-//! - `ws`, `http`, `slow`, `floor`: the benches (and `floor`'s reading child, `floor-sink`).
+//! - `ws`, `http`, `slow`, `floor`: the benches (and their children: `floor`'s reader,
+//!   `floor-sink`, and `http`'s floor server, `http-floor-serve`).
 //! - `rawws`: the minimal WebSocket client `ws` subscribers use by default; `rawsse`: the
 //!   graphql-sse subscriber of `ws --protocol sse`.
 //! - `stats`: percentiles, medians, version-sequence accounting.
@@ -49,7 +52,7 @@ pub struct Cli {
 pub enum Command {
     /// WebSocket fan-out: N subscribers, K updates at R per second.
     Ws(ws::WsArgs),
-    /// `match(id)` over HTTP: C keep-alive connections for D seconds.
+    /// A query over HTTP: C keep-alive connections for D seconds, optional writes, the floor.
     Http(http::HttpArgs),
     /// Slow clients: S never-reading sockets with large subscriptions; peak and after RSS.
     Slow(slow::SlowArgs),
@@ -58,6 +61,9 @@ pub enum Command {
     /// The reading side of `floor`, run by it as a child process.
     #[command(hide = true)]
     FloorSink(floor::SinkArgs),
+    /// The bare HTTP server of `http`'s floor, run by it as a child process.
+    #[command(hide = true)]
+    HttpFloorServe(http::FloorServeArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -67,5 +73,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Slow(args) => slow::run(args).await,
         Command::Floor(args) => floor::run(args).await,
         Command::FloorSink(args) => floor::sink(args).await,
+        Command::HttpFloorServe(args) => http::floor_serve(args).await,
     }
 }

@@ -38,9 +38,21 @@ use crate::ws::WsSettings;
 use crate::{demo, http, simulate};
 use scoreline_pipeline::poller::{self, PollerConfig, StartPosition};
 
-/// Shared by every handler.
+/// Shared by every handler: one allocation, so that handing it to a request (axum clones the
+/// state for each) is one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub schema: ScorelineSchema,
     pub store: Arc<dyn Store>,
     pub broker: Arc<dyn Broker>,
@@ -243,7 +255,7 @@ impl Application {
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let fanout = Arc::new(Fanout::new(schema.clone(), metrics.clone()));
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             schema,
             store,
             broker,
@@ -288,7 +300,7 @@ impl Application {
             max_publish_body_bytes: config.max_publish_body_bytes,
             shutdown: shutdown_rx,
             reservations: Arc::new(http::Reservations::default()),
-        };
+        }));
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
             .await

@@ -23,6 +23,15 @@ impl DocumentCache {
     /// Gives `request` its parsed document, from the cache or parsed now, and returns it. A
     /// query that does not parse is left alone: the execution reports the error as usual.
     pub fn prepare(&self, request: &mut Request) -> Option<Arc<ExecutableDocument>> {
+        let document = self.document(request)?;
+        request.set_parsed_query((*document).clone());
+        Some(document)
+    }
+
+    /// The parsed document of `request`, from the cache or parsed now, without giving it to
+    /// the request (execution takes a copy it can change; an answer from the response cache
+    /// needs none). `None` when the query does not parse.
+    pub fn document(&self, request: &Request) -> Option<Arc<ExecutableDocument>> {
         if request.query.len() > MAX_QUERY_LEN {
             return None;
         }
@@ -42,7 +51,6 @@ impl DocumentCache {
                 document
             }
         };
-        request.set_parsed_query((*document).clone());
         Some(document)
     }
 

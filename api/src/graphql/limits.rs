@@ -14,12 +14,9 @@
 //! A document over a bound is refused with `GRAPHQL_VALIDATION_FAILED`, a message that names
 //! the bound, and `extensions.limit` (the setting's name) and `extensions.maximum`.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::parser::Positioned;
-use async_graphql::{Name, ServerError, ServerResult, Variables};
+use async_graphql::{Name, ServerError, Variables};
 use async_graphql_value::Value as GqlValue;
 
 use super::error::GRAPHQL_VALIDATION_FAILED;
@@ -58,7 +55,7 @@ pub struct Exceeded {
 }
 
 impl Exceeded {
-    fn into_server_error(self) -> ServerError {
+    pub fn into_server_error(self) -> ServerError {
         let mut error = ServerError::new(self.message, None);
         let mut extensions = async_graphql::ErrorExtensionValues::default();
         extensions.set("code", GRAPHQL_VALIDATION_FAILED);
@@ -252,32 +249,6 @@ impl<'a> Walker<'a> {
             }
         }
         Ok(complexity)
-    }
-}
-
-/// The extension that applies [`DocumentLimits`] to every parsed document.
-pub struct LimitsExtension(pub DocumentLimits);
-
-impl ExtensionFactory for LimitsExtension {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(LimitsExtension(self.0))
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for LimitsExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        self.0
-            .check(&document, variables)
-            .map_err(Exceeded::into_server_error)?;
-        Ok(document)
     }
 }
 

@@ -21,7 +21,7 @@ use crate::graphql::error::{
     cap_errors, code_of, ensure_code, parse_error_without_input, BAD_REQUEST, BAD_USER_INPUT,
     GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED,
 };
-use crate::graphql::limits::{DocumentLimits, LimitsExtension};
+use crate::graphql::limits::DocumentLimits;
 use crate::graphql::loader::CatalogLoader;
 use crate::graphql::mutation::MutationRoot;
 use crate::graphql::query::QueryRoot;
@@ -76,12 +76,13 @@ pub fn build_schema(services: Services, limits: SchemaLimits) -> ScorelineSchema
         .data(services)
         .data(loader)
         .data(WriteRetry(limits.max_write_retry))
-        .extension(ErrorCodes)
-        .extension(LimitsExtension(DocumentLimits {
-            max_depth: limits.max_depth,
-            max_complexity: limits.max_complexity,
-            introspection: limits.introspection,
-        }));
+        .extension(ErrorCodes {
+            limits: Some(DocumentLimits {
+                max_depth: limits.max_depth,
+                max_complexity: limits.max_complexity,
+                introspection: limits.introspection,
+            }),
+        });
     if limits.introspection {
         builder.finish()
     } else {
@@ -98,12 +99,19 @@ pub fn sdl() -> String {
 
 /// Gives every error an `extensions.code`, by the stage that raised it; caps the errors of one
 /// response (`cap_errors`) and keeps parse errors from quoting the document back. Every
-/// error of a request, subscription item or WebSocket operation passes through here.
-struct ErrorCodes;
+/// error of a request, subscription item or WebSocket operation passes through here. Also
+/// applies the [`DocumentLimits`] to every parsed document, before validation. One extension
+/// does both: async-graphql runs every field of every request through each extension's
+/// `resolve` hook, so each extension costs per field even when it has nothing to do there.
+struct ErrorCodes {
+    limits: Option<DocumentLimits>,
+}
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
+        Arc::new(ErrorCodes {
+            limits: self.limits,
+        })
     }
 }
 
@@ -144,15 +152,21 @@ impl Extension for ErrorCodes {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|e| {
-            // Errors with a code come from the limits, not the parser, and quote nothing.
+        let document = next.run(ctx, query, variables).await.map_err(|e| {
+            // Errors with a code come from the parser's own bounds and quote nothing.
             let e = if code_of(&e).is_none() {
                 parse_error_without_input(e)
             } else {
                 e
             };
             ensure_code(e, GRAPHQL_PARSE_FAILED)
-        })
+        })?;
+        if let Some(limits) = &self.limits {
+            limits
+                .check(&document, variables)
+                .map_err(|e| ensure_code(e.into_server_error(), GRAPHQL_PARSE_FAILED))?;
+        }
+        Ok(document)
     }
 
     async fn validation(

@@ -320,10 +320,10 @@ pub(super) async fn run(
     if let Some(p) = principal {
         request = request.data(p.clone());
     }
-    let operation = state
-        .documents
-        .prepare(&mut request)
-        .and_then(|doc| DocumentCache::operation_type(&doc, &request));
+    let document = state.documents.document(&request);
+    let operation = document
+        .as_deref()
+        .and_then(|doc| DocumentCache::operation_type(doc, &request));
     if let (Some(p), Some(OperationType::Mutation)) = (principal, operation) {
         if let Err(refusal) = state.admission.by_subject.take(&p.subject, 1) {
             let mut answer = refusal_answer(&refusal);
@@ -345,6 +345,9 @@ pub(super) async fn run(
     let key = (query && cache.enabled()).then(|| ResponseCache::key(&request));
     if let Some(hit) = key.as_deref().and_then(|k| cache.get(k)) {
         return with_name(Answer::cached(hit));
+    }
+    if let Some(document) = document {
+        request.set_parsed_query((*document).clone());
     }
     let Some(_permit) = busy_permit(state).await else {
         let error = ServerError::new(

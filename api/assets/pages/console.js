@@ -5,7 +5,7 @@
 // out. Taps go through the outbox (queue.js), kept in localStorage, so they survive a reload
 // and are sent once the operator is signed in and the network is back. The service worker
 // (/console-sw.js) keeps this page's files, so the page itself reloads without a network.
-import { html, render, useEffect, useReducer, useRef, useState } from '{{preact-htm.module.js}}';
+import { html, render, useEffect, useLayoutEffect, useReducer, useRef, useState } from '{{preact-htm.module.js}}';
 import { Live, MATCH_FIELDS, EVENT_FIELDS, request, GraphQLError, NetworkError } from '{{graphql.js}}';
 import { Outbox } from '{{queue.js}}';
 import { EVENT_LABELS, STATUS_LABELS, ScoreLine, Timeline, newer, teamName } from '{{ui.js}}';
@@ -93,12 +93,14 @@ if ('serviceWorker' in navigator) {
 }
 
 /** Re-renders the caller on every outbox change; calls `onEvent` for applied, refused and
- * conflicting entries. */
+ * conflicting entries. The listener is added as the component is committed (a layout effect),
+ * not after the next paint: the outbox changes on its own (a tap sent as soon as the operator
+ * signs in), and a change in between would leave the component showing the outbox as it was. */
 function useOutbox(onEvent) {
   const [, tick] = useReducer((n) => n + 1, 0);
   const handler = useRef(onEvent);
   handler.current = onEvent;
-  useEffect(
+  useLayoutEffect(
     () =>
       outbox.listen((event) => {
         tick();

@@ -10,6 +10,7 @@ use scoreline_core::Secret;
 
 use crate::auth::AuthConfig;
 use crate::graphql::persisted::Required;
+use crate::http::{ConsoleSignIn, ConsoleToken, SignInConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -166,6 +167,39 @@ pub struct Config {
     #[arg(long, env = "PUBLISH_REPLAY_CAPACITY", default_value_t = 100_000)]
     pub publish_replay_capacity: usize,
 
+    /// The OpenID provider operators sign in to the console with (authorization-code flow with
+    /// PKCE), e.g. a Cognito user pool's `https://cognito-idp.<region>.amazonaws.com/<pool id>`;
+    /// its `/.well-known/openid-configuration` names the endpoints. Unset: the console signs in
+    /// by pasting a token only.
+    #[arg(long, env = "CONSOLE_OIDC_ISSUER")]
+    pub console_oidc_issuer: Option<String>,
+    /// The console's client id at the provider: a public client, without a secret.
+    #[arg(long, env = "CONSOLE_OIDC_CLIENT_ID")]
+    pub console_oidc_client_id: Option<String>,
+    /// The scopes the console asks for, space-separated; `openid` among them.
+    #[arg(
+        long,
+        env = "CONSOLE_OIDC_SCOPES",
+        default_value = "openid profile email"
+    )]
+    pub console_oidc_scopes: String,
+    /// Where the provider sends the browser back; by default the console's own URL as the
+    /// browser sees it (`https://<host>/console`).
+    #[arg(long, env = "CONSOLE_OIDC_REDIRECT_URI")]
+    pub console_oidc_redirect_uri: Option<String>,
+    /// Which of the provider's tokens the console sends to the API: `access` (Cognito's carries
+    /// `cognito:groups`) or `id`.
+    #[arg(long, env = "CONSOLE_OIDC_TOKEN", value_enum, default_value = "access")]
+    pub console_oidc_token: ConsoleToken,
+    /// The provider's name on the sign-in button; by default "Amazon Cognito" for a Cognito
+    /// user pool, else the issuer's host.
+    #[arg(long, env = "CONSOLE_OIDC_NAME")]
+    pub console_oidc_name: Option<String>,
+    /// Offer to paste a token in the console; by default on without CONSOLE_OIDC_ISSUER, off
+    /// with it.
+    #[arg(long, env = "CONSOLE_TOKEN_PASTE", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub console_token_paste: Option<bool>,
+
     /// Load the demo competitions, teams and matches at start-up.
     #[arg(long, env = "DEMO", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub demo: bool,
@@ -315,6 +349,55 @@ impl Config {
             issuer: self.auth_issuer.clone(),
             audience: self.auth_audience.clone(),
         }
+    }
+
+    /// The console's sign-in settings, checked, and checked against the API's own token
+    /// settings: the console's tokens are only useful if the API accepts them.
+    pub fn console_sign_in(&self) -> anyhow::Result<ConsoleSignIn> {
+        let sign_in = ConsoleSignIn::parse(SignInConfig {
+            issuer: self.console_oidc_issuer.clone(),
+            client_id: self.console_oidc_client_id.clone(),
+            scopes: self.console_oidc_scopes.clone(),
+            redirect_uri: self.console_oidc_redirect_uri.clone(),
+            token: self.console_oidc_token,
+            name: self.console_oidc_name.clone(),
+            token_paste: self.console_token_paste,
+        })?;
+        if let Some(oidc) = &sign_in.oidc {
+            anyhow::ensure!(
+                self.auth_jwks_url.is_some(),
+                "CONSOLE_OIDC_ISSUER needs AUTH_JWKS_URL (the provider's jwks_uri), so that \
+                 the API can verify the tokens the console gets"
+            );
+            if let Some(issuer) = self.auth_issuer.as_deref().filter(|i| *i != oidc.issuer) {
+                tracing::warn!(
+                    auth_issuer = issuer,
+                    console_issuer = oidc.issuer.as_str(),
+                    "AUTH_ISSUER differs from CONSOLE_OIDC_ISSUER: the API will refuse the \
+                     console's tokens unless the provider issues them as AUTH_ISSUER"
+                );
+            }
+            if let Some(audience) = self.auth_audience.as_deref() {
+                // An ID token's audience is the client it was issued to: certain refusal.
+                anyhow::ensure!(
+                    oidc.token != ConsoleToken::Id || audience == oidc.client_id,
+                    "CONSOLE_OIDC_TOKEN=id sends ID tokens, whose audience is \
+                     CONSOLE_OIDC_CLIENT_ID, but AUTH_AUDIENCE is another client: the API \
+                     would refuse them"
+                );
+                // An access token's may be an API's (`aud`), but Cognito's name the client.
+                if audience != oidc.client_id {
+                    tracing::warn!(
+                        auth_audience = audience,
+                        console_client_id = oidc.client_id.as_str(),
+                        "AUTH_AUDIENCE differs from CONSOLE_OIDC_CLIENT_ID: the API will refuse \
+                         the console's access tokens unless their aud is AUTH_AUDIENCE (Cognito's \
+                         carry client_id, the console's client)"
+                    );
+                }
+            }
+        }
+        Ok(sign_in)
     }
 
     pub fn dynamo(&self) -> crate::store::DynamoConfig {

@@ -79,6 +79,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// graphql-sse single connection mode: reserved streams by token.
     pub reservations: Arc<http::Reservations>,
+    /// The console page, for the console's sign-in settings.
+    pub console: Arc<http::ConsolePage>,
 }
 
 /// What the router serves besides the API itself.
@@ -160,6 +162,11 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let auth = Authenticator::new(config.auth()).context("invalid auth configuration")?;
+        let console = Arc::new(http::ConsolePage::new(
+            config
+                .console_sign_in()
+                .context("invalid console sign-in configuration")?,
+        )?);
         let admin_token = if auth.secret_was_generated() {
             Some(auth.mint(Role::Admin, "scoreline-dev", Duration::from_secs(24 * 3600))?)
         } else {
@@ -300,7 +307,11 @@ impl Application {
             max_publish_body_bytes: config.max_publish_body_bytes,
             shutdown: shutdown_rx,
             reservations: Arc::new(http::Reservations::default()),
+            console: console.clone(),
         }));
+        // Reads the console's OpenID provider settings now, so that a problem shows in the log
+        // at start-up; a console page requested meanwhile waits for this one attempt.
+        background.push(tokio::spawn(async move { console.prepare().await }));
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
             .await

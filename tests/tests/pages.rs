@@ -3,12 +3,19 @@
 //! content-addressed URLs), with the right content types, under a Content-Security-Policy that
 //! allows no other origin and no inline script or style; and the console's service worker.
 //! `clients/test/console.test.mjs` runs both pages in Chromium.
+//!
+//! With an OpenID provider (`CONSOLE_OIDC_*`), the console page carries the sign-in settings and
+//! the provider's endpoints, and its CSP allows requests to the provider's token endpoint;
+//! `clients/test/console-oidc.test.mjs` signs in through a mock provider in Chromium.
 
+use axum::routing::get as route_get;
+use axum::{Json, Router};
 use reqwest::header::{
     HeaderMap, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
     X_CONTENT_TYPE_OPTIONS,
 };
 use scoreline_tests::TestApp;
+use serde_json::{json, Value};
 
 const VENDORED: &[u8] = include_bytes!("../../api/assets/pages/preact-htm.module.js");
 
@@ -147,6 +154,7 @@ async fn every_file_and_module_import_is_served_with_its_type_for_a_year() {
         "queue.",
         "ui.",
         "admin.",
+        "oidc.",
         "pages.",
         "LICENSE-",
     ] {
@@ -189,4 +197,140 @@ async fn an_unknown_or_unaddressed_file_is_404() {
         let (status, _, _) = get(&app, path).await;
         assert_eq!(status, 404, "{path}");
     }
+}
+
+/// The console page's sign-in settings (the JSON in its `#console-settings` element).
+fn console_settings(html: &str) -> Value {
+    let start = r#"<script type="application/json" id="console-settings">"#;
+    let from = html.find(start).expect("the settings element") + start.len();
+    let to = from + html[from..].find("</script>").expect("the element's end");
+    serde_json::from_str(&html[from..to]).expect("the settings are JSON")
+}
+
+/// Serves an OpenID provider's discovery document on a free loopback port, with its token and
+/// revocation endpoints on `token_host` (as Cognito's are on the user pool's domain, not the
+/// issuer's); returns the issuer.
+async fn serve_discovery(token_host: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let endpoints = format!("http://{token_host}:{port}");
+    let document = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{endpoints}/oauth2/authorize"),
+        "token_endpoint": format!("{endpoints}/oauth2/token"),
+        "revocation_endpoint": format!("{endpoints}/oauth2/revoke"),
+        "end_session_endpoint": format!("{endpoints}/logout"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "response_types_supported": ["code"],
+    });
+    let app = Router::new().route(
+        "/.well-known/openid-configuration",
+        route_get(move || {
+            let document = document.clone();
+            async move { Json(document) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    issuer
+}
+
+async fn console_with_provider(issuer: &str) -> TestApp {
+    let issuer = issuer.to_string();
+    TestApp::spawn_with(move |config| {
+        config.auth_jwt_secret = None;
+        config.auth_jwks_url = Some(format!("{issuer}/.well-known/jwks.json"));
+        config.console_oidc_issuer = Some(issuer);
+        config.console_oidc_client_id = Some("scoreline-console".into());
+    })
+    .await
+}
+
+#[tokio::test]
+async fn without_a_provider_the_console_signs_in_by_pasting_a_token() {
+    let app = TestApp::spawn().await;
+    let (_, _, body) = get(&app, "/console").await;
+    let settings = console_settings(&String::from_utf8(body).unwrap());
+    assert_eq!(settings, json!({"tokenPaste": true, "oidc": null}));
+}
+
+#[tokio::test]
+async fn with_a_provider_the_console_gets_the_settings_and_may_post_to_its_token_endpoint() {
+    let issuer = serve_discovery("127.0.0.1").await;
+    let app = console_with_provider(&issuer).await;
+    let (status, headers, body) = get(&app, "/console").await;
+    assert_eq!(status, 200);
+    let csp = header(&headers, CONTENT_SECURITY_POLICY);
+    assert!(
+        csp.contains(&format!("connect-src 'self' {issuer};")),
+        "{csp}"
+    );
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self';",
+        "style-src 'self';",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} missing: {csp}");
+    }
+    assert!(!csp.contains("unsafe") && !csp.contains('*'), "{csp}");
+
+    let settings = console_settings(&String::from_utf8(body).unwrap());
+    assert_eq!(settings["tokenPaste"], false);
+    let oidc = &settings["oidc"];
+    assert_eq!(oidc["issuer"], issuer.as_str());
+    assert_eq!(oidc["clientId"], "scoreline-console");
+    assert_eq!(oidc["scopes"], "openid profile email");
+    assert_eq!(oidc["token"], "access");
+    assert_eq!(oidc["redirectUri"], Value::Null);
+    assert_eq!(oidc["name"], "127.0.0.1");
+    assert_eq!(
+        oidc["endpoints"],
+        json!({
+            "authorization": format!("{issuer}/oauth2/authorize"),
+            "token": format!("{issuer}/oauth2/token"),
+            "endSession": format!("{issuer}/logout"),
+            "revocation": format!("{issuer}/oauth2/revoke"),
+        })
+    );
+
+    // The scoreboard and the service worker keep this origin only.
+    for path in ["/scoreboard", "/console-sw.js"] {
+        let (_, headers, _) = get(&app, path).await;
+        assert_strict_csp(&headers, path);
+    }
+}
+
+#[tokio::test]
+async fn the_csp_names_the_token_endpoint_when_it_is_not_on_the_issuers_origin() {
+    let issuer = serve_discovery("localhost").await;
+    let app = console_with_provider(&issuer).await;
+    let (_, headers, body) = get(&app, "/console").await;
+    let token_origin = issuer.replace("127.0.0.1", "localhost");
+    let csp = header(&headers, CONTENT_SECURITY_POLICY);
+    assert!(
+        csp.contains(&format!("connect-src 'self' {token_origin};")),
+        "{csp}"
+    );
+    let settings = console_settings(&String::from_utf8(body).unwrap());
+    assert_eq!(
+        settings["oidc"]["endpoints"]["token"],
+        format!("{token_origin}/oauth2/token")
+    );
+}
+
+#[tokio::test]
+async fn while_the_provider_cannot_be_read_the_console_says_so_and_allows_no_other_origin() {
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let app = console_with_provider(&issuer).await;
+    let (status, headers, body) = get(&app, "/console").await;
+    assert_eq!(status, 200);
+    assert_strict_csp(&headers, "/console");
+    let settings = console_settings(&String::from_utf8(body).unwrap());
+    assert_eq!(settings["oidc"]["clientId"], "scoreline-console");
+    assert_eq!(settings["oidc"]["endpoints"], Value::Null);
 }

@@ -1,7 +1,7 @@
 // The console's admin forms: create competitions, teams and matches. These writes are not
 // queued: they need the server, and say so when it cannot be reached.
 import { html, useEffect, useState } from '{{preact-htm.module.js}}';
-import { request, GraphQLError } from '{{graphql.js}}';
+import { GraphQLError } from '{{graphql.js}}';
 import { SPORT_LABELS } from '{{ui.js}}';
 
 const LISTS = `query AdminLists {
@@ -71,11 +71,12 @@ function SportSelect({ id, value, onChange }) {
   </select>`;
 }
 
-export function Admin({ token }) {
+/** `request(query, variables)` sends one operation with the admin's token. */
+export function Admin({ request }) {
   const [lists, setLists] = useState({ competitions: [], teams: [] });
   const [loadError, setLoadError] = useState(null);
   const reload = () =>
-    request(LISTS, {}, token)
+    request(LISTS, {})
       .then((data) => {
         setLists(data);
         setLoadError(null);
@@ -104,7 +105,7 @@ export function Admin({ token }) {
         id="new-competition"
         title="Create competition"
         onSubmit=${async () => {
-          const data = await request(CREATE.competition, { input: compact(comp) }, token);
+          const data = await request(CREATE.competition, { input: compact(comp) });
           reload();
           const c = data.createCompetition;
           return `Created ${c.name} (${SPORT_LABELS[c.sport]}, ${c.season}), id ${c.id}.`;
@@ -131,7 +132,7 @@ export function Admin({ token }) {
           const { competitionId, ...rest } = team;
           const input = compact(rest);
           if (competitionId) input.competitionIds = [competitionId];
-          const data = await request(CREATE.team, { input }, token);
+          const data = await request(CREATE.team, { input });
           reload();
           const t = data.createTeam;
           return `Created ${t.name} (${t.shortName}), id ${t.id}.`;
@@ -160,7 +161,7 @@ export function Admin({ token }) {
         onSubmit=${async () => {
           if (!match.startTime) throw new Error('Give a start time');
           const input = compact({ ...match, startTime: new Date(match.startTime).toISOString() });
-          const data = await request(CREATE.match, { input }, token);
+          const data = await request(CREATE.match, { input });
           const m = data.createMatch;
           return `Created ${m.homeTeam.name} – ${m.awayTeam.name}, ${m.status.toLowerCase()}, id ${m.id}.`;
         }}

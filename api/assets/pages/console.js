@@ -1,15 +1,19 @@
 // The console at /console: operators run match day (status, periods, events, score
 // corrections, the live timeline); admins also create competitions, teams and matches.
 //
-// The token is pasted in and kept in this module's memory only: a reload signs the operator
-// out. Taps go through the outbox (queue.js), kept in localStorage, so they survive a reload
-// and are sent once the operator is signed in and the network is back. The service worker
-// (/console-sw.js) keeps this page's files, so the page itself reloads without a network.
-import { html, render, useEffect, useReducer, useRef, useState } from '{{preact-htm.module.js}}';
+// Signing in: a token pasted in (development), or through the OpenID provider the server is
+// configured with (oidc.js). Either way the token is kept in this module's memory only: a
+// reload signs the operator out. A provider's tokens are refreshed before they expire, and
+// once more when the API refuses one. Taps go through the outbox (queue.js), kept in
+// localStorage, so they survive a reload and are sent once the operator is signed in and the
+// network is back. The service worker (/console-sw.js) keeps this page's files, so the page
+// itself reloads without a network.
+import { html, render, useEffect, useLayoutEffect, useReducer, useRef, useState } from '{{preact-htm.module.js}}';
 import { Live, MATCH_FIELDS, EVENT_FIELDS, request, GraphQLError, NetworkError } from '{{graphql.js}}';
 import { Outbox } from '{{queue.js}}';
 import { EVENT_LABELS, STATUS_LABELS, ScoreLine, Timeline, newer, teamName } from '{{ui.js}}';
 import { Admin } from '{{admin.js}}';
+import { beginSignIn, completeSignIn, consoleSettings, jwtClaims, takeProviderAnswer } from '{{oidc.js}}';
 
 const MUTATIONS = {
   recordEvent: `mutation RecordEvent($input: RecordEventInput!) {
@@ -62,10 +66,35 @@ const PADS = {
   ],
 };
 
+/** How this console signs in: `{ tokenPaste, oidc }`, from the server. */
+const SETTINGS = consoleSettings();
+/** The provider's answer, when the page was loaded on the way back from signing in there;
+ * taken from the address at once, used once. */
+let providerAnswer = SETTINGS.oidc ? takeProviderAnswer() : null;
+
+/** The signed-in operator's token and, when signed in through the provider, its session (an
+ * OidcSession): what the outbox and every request send. Null when signed out. */
+let signedIn = null;
+
+/** A request with the operator's token. When the API refuses a provider's token
+ * (UNAUTHENTICATED), the token is renewed once and the request sent once more: nothing was
+ * done the first time, and writes carry a clientMutationId anyway. */
+async function authorized(query, variables, token = signedIn?.token) {
+  try {
+    return await request(query, variables, token);
+  } catch (error) {
+    const oidc = signedIn?.oidc;
+    if (!(error instanceof GraphQLError && error.code === 'UNAUTHENTICATED') || !oidc) throw error;
+    const renewed = await oidc.renewAfterRefusal(token);
+    if (!renewed) throw error;
+    return request(query, variables, renewed);
+  }
+}
+
 async function sendEntry(entry, token) {
   const input = { ...entry.input, matchId: entry.matchId, clientMutationId: entry.id };
   if (entry.expectedVersion !== undefined) input.expectedVersion = entry.expectedVersion;
-  const data = await request(MUTATIONS[entry.op], { input }, token);
+  const data = await authorized(MUTATIONS[entry.op], { input }, token);
   return data[entry.op];
 }
 
@@ -93,12 +122,14 @@ if ('serviceWorker' in navigator) {
 }
 
 /** Re-renders the caller on every outbox change; calls `onEvent` for applied, refused and
- * conflicting entries. */
+ * conflicting entries. The listener is added as the component is committed (a layout effect),
+ * not after the next paint: the outbox changes on its own (a tap sent as soon as the operator
+ * signs in), and a change in between would leave the component showing the outbox as it was. */
 function useOutbox(onEvent) {
   const [, tick] = useReducer((n) => n + 1, 0);
   const handler = useRef(onEvent);
   handler.current = onEvent;
-  useEffect(
+  useLayoutEffect(
     () =>
       outbox.listen((event) => {
         tick();
@@ -109,15 +140,6 @@ function useOutbox(onEvent) {
   return outbox;
 }
 
-/** The claims of a JWT, unverified (the server verifies it on every write). */
-function claimsOf(token) {
-  const part = token.split('.')[1];
-  if (!part) throw new Error('this is not a token: a token has three parts separated by dots');
-  const base64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=');
-  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
-  return JSON.parse(new TextDecoder().decode(bytes));
-}
-
 function roleOf(claims) {
   const groups = claims['cognito:groups'] ?? [];
   if (groups.includes('admin')) return 'admin';
@@ -125,7 +147,131 @@ function roleOf(claims) {
   return null;
 }
 
-function SignIn({ onSignIn }) {
+/** The operator's name as the provider knows it, else the token's subject. */
+function nameOf(claims, idClaims) {
+  const id = idClaims ?? {};
+  return (
+    id.email ?? id['cognito:username'] ?? id.preferred_username ?? id.name ?? claims.username ?? claims.sub ?? 'unknown'
+  );
+}
+
+function SignIn({ onSignIn, signedOut }) {
+  const { oidc, tokenPaste } = SETTINGS;
+  return html`
+    <main id="main" class="signin">
+      <h1>Scoreline console</h1>
+      ${signedOut ? html`<${SignedOut} ...${signedOut} />` : null}
+      ${oidc ? html`<${ProviderSignIn} oidc=${oidc} onSignIn=${onSignIn} />` : null}
+      ${tokenPaste ? html`<${PasteSignIn} onSignIn=${onSignIn} alternative=${Boolean(oidc)} />` : null}
+      <${OutboxSummary} />
+    </main>
+  `;
+}
+
+/** After signing out: what happened, and the way to sign out at the provider too. */
+function SignedOut({ message, endSession }) {
+  const name = SETTINGS.oidc?.name;
+  return html`
+    <section class="signed-out" aria-label="Signed out">
+      <p role="status">${message ?? 'You are signed out of the console.'}</p>
+      ${endSession
+        ? html`<p class="help">You may still be signed in at ${name} in this browser.</p>
+            <button type="button" onClick=${() => location.assign(endSession)}>Sign out of ${name} too</button>`
+        : null}
+    </section>
+  `;
+}
+
+/** Signing in through the OpenID provider: the button that goes there, and the way back. */
+function ProviderSignIn({ oidc, onSignIn }) {
+  const [busy, setBusy] = useState(providerAnswer ? 'Signing you in…' : null);
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    const answer = providerAnswer;
+    providerAnswer = null;
+    if (!answer) return;
+    completeSignIn(oidc, answer)
+      .then(accept)
+      .catch((e) => {
+        setBusy(null);
+        setError(e.message);
+      });
+  }, []);
+
+  async function accept(session) {
+    const token = session.token;
+    const refuse = (message) => {
+      session.end();
+      setBusy(null);
+      setError(message);
+    };
+    let claims;
+    try {
+      claims = jwtClaims(token);
+    } catch {
+      refuse(`The ${oidc.token} token from ${oidc.name} is not a JWT the API can check: set CONSOLE_OIDC_TOKEN=id.`);
+      return;
+    }
+    const role = roleOf(claims);
+    if (!role) {
+      refuse(`Your ${oidc.name} account is in neither the operator nor the admin group.`);
+      return;
+    }
+    try {
+      await request('{ __typename }', {}, token);
+    } catch (e) {
+      if (e instanceof GraphQLError) {
+        refuse(`The server refused the token from ${oidc.name}: ${e.message}`);
+        return;
+      }
+      // Offline since: the first write will tell.
+    }
+    onSignIn({ token, claims, role, who: nameOf(claims, session.idClaims), oidc: session });
+  }
+
+  function start() {
+    setError(null);
+    if (navigator.onLine === false) {
+      setError(`You are offline: signing in with ${oidc.name} needs the network. Taps wait in the outbox meanwhile.`);
+      return;
+    }
+    setBusy(`Going to ${oidc.name}…`);
+    beginSignIn(oidc).catch((e) => {
+      setBusy(null);
+      setError(e.message);
+    });
+  }
+
+  if (!oidc.endpoints) {
+    return html`
+      <section class="provider" aria-labelledby="provider-title">
+        <h2 id="provider-title">Sign in with ${oidc.name}</h2>
+        <p class="error" role="alert">
+          Signing in with ${oidc.name} is unavailable right now: the server could not read its settings. Try again in a
+          minute.
+        </p>
+        <button type="button" onClick=${() => location.reload()}>Try again</button>
+      </section>
+    `;
+  }
+  return html`
+    <section class="provider" aria-labelledby="provider-title" aria-describedby="provider-help">
+      <h2 id="provider-title" class="visually-hidden">Sign in with ${oidc.name}</h2>
+      <button type="button" class="primary big" disabled=${Boolean(busy)} onClick=${start}>
+        Sign in with ${oidc.name}
+      </button>
+      <p id="provider-help" class="help">
+        Your ${oidc.name} account must be in the operator or admin group. You stay signed in while this page is open;
+        reloading it signs you out, and signing in again goes straight through while your ${oidc.name} session lasts.
+      </p>
+      ${busy ? html`<p role="status">${busy}</p>` : null}
+      ${error ? html`<p class="error" role="alert">${error}</p>` : null}
+    </section>
+  `;
+}
+
+/** Signing in by pasting a token: development, or where the server allows it. */
+function PasteSignIn({ onSignIn, alternative }) {
   const [value, setValue] = useState('');
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
@@ -135,7 +281,7 @@ function SignIn({ onSignIn }) {
     const token = value.trim().replace(/^Bearer\s+/i, '');
     let claims;
     try {
-      claims = claimsOf(token);
+      claims = jwtClaims(token);
     } catch (e) {
       setError(`This is not a valid token (${e.message}).`);
       return;
@@ -162,33 +308,30 @@ function SignIn({ onSignIn }) {
       // Offline: sign in anyway; the first write will tell.
     }
     setBusy(false);
-    onSignIn({ token, claims, role });
+    onSignIn({ token, claims, role, who: claims.sub ?? 'unknown', oidc: null });
   }
   return html`
-    <main id="main" class="signin">
-      <h1>Scoreline console</h1>
-      <form onSubmit=${submit} aria-describedby="signin-help">
-        <label for="token">Access token</label>
-        <input
-          id="token"
-          name="token"
-          type="password"
-          autocomplete="off"
-          spellcheck="false"
-          required
-          value=${value}
-          onInput=${(e) => setValue(e.target.value)}
-        />
-        <p id="signin-help" class="help">
-          Paste an operator or admin token. It stays in this page's memory only: reloading the
-          page signs you out. The server prints an admin token when it starts without auth
-          configuration; <code>api token --role operator</code> makes one.
-        </p>
-        ${error ? html`<p class="error" role="alert">${error}</p>` : null}
-        <button type="submit" class="primary" disabled=${busy}>Sign in</button>
-      </form>
-      <${OutboxSummary} />
-    </main>
+    <form onSubmit=${submit} aria-describedby="signin-help">
+      ${alternative ? html`<h2>Or paste a token</h2>` : null}
+      <label for="token">Access token</label>
+      <input
+        id="token"
+        name="token"
+        type="password"
+        autocomplete="off"
+        spellcheck="false"
+        required
+        value=${value}
+        onInput=${(e) => setValue(e.target.value)}
+      />
+      <p id="signin-help" class="help">
+        Paste an operator or admin token. It stays in this page's memory only: reloading the
+        page signs you out. The server prints an admin token when it starts without auth
+        configuration; <code>api token --role operator</code> makes one.
+      </p>
+      ${error ? html`<p class="error" role="alert">${error}</p>` : null}
+      <button type="submit" class="primary" disabled=${busy}>Sign in</button>
+    </form>
   `;
 }
 
@@ -224,22 +367,59 @@ function OutboxSummary() {
 
 function App() {
   const [session, setSession] = useState(null);
+  const [signedOut, setSignedOut] = useState(null);
   const [tab, setTab] = useState('match');
+  function leave(notice) {
+    signedIn = null;
+    setSession(null);
+    setSignedOut(notice);
+    outbox.setToken(null);
+  }
+  /** A provider's session: each renewed token goes to the outbox and every request from now
+   * on. Listened to from the start (not from an effect), so that no renewal is missed. */
+  function follow(oidc) {
+    oidc.listen((event) => {
+      if (signedIn?.oidc !== oidc) return;
+      if (event.kind === 'ended') {
+        leave({ message: event.message, endSession: event.endSession });
+        return;
+      }
+      let claims = null;
+      try {
+        claims = jwtClaims(event.token);
+      } catch {
+        // Not a JWT: refused below.
+      }
+      const role = claims && roleOf(claims);
+      if (!role) {
+        const message = claims
+          ? 'Your account is no longer in the operator or admin group.'
+          : 'The renewed token cannot be read: sign in again.';
+        leave({ message, endSession: oidc.end() });
+        return;
+      }
+      signedIn = { token: event.token, oidc };
+      outbox.setToken(event.token);
+      setSession((current) => current && { ...current, token: event.token, claims, role });
+    });
+  }
   function signIn(s) {
+    signedIn = { token: s.token, oidc: s.oidc };
+    if (s.oidc) follow(s.oidc);
+    setSignedOut(null);
     setSession(s);
     outbox.setToken(s.token);
   }
   function signOut() {
-    setSession(null);
-    outbox.setToken(null);
+    leave({ endSession: session.oidc?.end() ?? null });
   }
-  if (!session) return html`<${SignIn} onSignIn=${signIn} />`;
+  if (!session) return html`<${SignIn} onSignIn=${signIn} signedOut=${signedOut} />`;
   return html`
     <header class="bar">
       <h1>Scoreline console</h1>
       <${ConnectionBadge} />
       <p class="who">
-        Signed in as <strong>${session.claims.sub ?? 'unknown'}</strong> (${session.role})
+        Signed in as <strong>${session.who}</strong> (${session.role})
       </p>
       <button type="button" onClick=${signOut}>Sign out</button>
     </header>
@@ -251,10 +431,10 @@ function App() {
       : null}
     <main id="main">
       <${OutboxSummary} />
-      <${Conflict} token=${session.token} />
+      <${Conflict} />
       ${tab === 'admin' && session.role === 'admin'
-        ? html`<${Admin} token=${session.token} />`
-        : html`<${MatchDay} token=${session.token} />`}
+        ? html`<${Admin} request=${authorized} />`
+        : html`<${MatchDay} />`}
     </main>
   `;
 }
@@ -269,7 +449,7 @@ function ConnectionBadge() {
 }
 
 /** The conflict at the head of the outbox, with the match as it is now and the choice. */
-function Conflict({ token }) {
+function Conflict() {
   const box = useOutbox();
   const entry = box.entries[0]?.state === 'conflict' ? box.entries[0] : null;
   const [current, setCurrent] = useState(null);
@@ -277,7 +457,7 @@ function Conflict({ token }) {
   useEffect(() => {
     setCurrent(null);
     if (!entry) return;
-    request(MATCH_QUERY, { id: entry.matchId }, token)
+    authorized(MATCH_QUERY, { id: entry.matchId })
       .then((data) => setCurrent(data.match))
       .catch(() => {});
     heading.current?.focus();
@@ -332,7 +512,7 @@ function matchIdFromHash() {
   return m ? decodeURIComponent(m[1]) : '';
 }
 
-function MatchDay({ token }) {
+function MatchDay() {
   const [matches, setMatches] = useState(null);
   const [error, setError] = useState(null);
   const [matchId, setMatchId] = useState(matchIdFromHash());
@@ -344,7 +524,7 @@ function MatchDay({ token }) {
   });
   function load() {
     setError(null);
-    request(PICKER_QUERY, {}, token)
+    authorized(PICKER_QUERY, {})
       .then((data) => setMatches({ live: data.live, upcoming: data.upcoming.edges.map((e) => e.node) }))
       .catch((e) => setError(e instanceof NetworkError ? 'Offline: the list of matches cannot be loaded.' : e.message));
   }
@@ -378,11 +558,11 @@ function MatchDay({ token }) {
       </div>
       ${error ? html`<p class="error" role="alert">${error}</p>` : null}
     </section>
-    ${matchId ? html`<${MatchPanel} key=${matchId} matchId=${matchId} token=${token} onMatch=${setPicked} />` : null}
+    ${matchId ? html`<${MatchPanel} key=${matchId} matchId=${matchId} onMatch=${setPicked} />` : null}
   `;
 }
 
-function MatchPanel({ matchId, token, onMatch }) {
+function MatchPanel({ matchId, onMatch }) {
   const [match, setMatch] = useState(null);
   const [events, setEvents] = useState(() => new Map());
   const [notice, setNotice] = useState(null);
@@ -412,7 +592,7 @@ function MatchPanel({ matchId, token, onMatch }) {
 
   useEffect(() => {
     let cancelled = false;
-    request(MATCH_QUERY, { id: matchId }, token)
+    authorized(MATCH_QUERY, { id: matchId })
       .then((data) => {
         if (cancelled) return;
         if (!data.match) setNotice({ text: `There is no match with id ${matchId}.`, error: true });

@@ -11,7 +11,8 @@
 //   operator chooses: apply it to the current state, or discard it.
 // - Anything else the server refuses (a goal while the match is not live, ...) is dropped from
 //   the queue and reported.
-// - UNAUTHENTICATED (an expired token) stops the queue until the operator signs in again.
+// - UNAUTHENTICATED (an expired token) stops the queue until it gets another token: the operator
+//   signs in again, or the console renews a provider's token.
 //
 // Versions: every match-day write raises the match's version by exactly one, so a tap made
 // while others wait for the same match expects the known version plus the number waiting.
@@ -114,9 +115,10 @@ export class Outbox {
   /** Sends waiting entries in order until the queue is empty or an entry cannot go yet.
    * Nothing is sent while the browser says it is offline: `navigator.onLine` false is certain
    * (true is not, hence the retries), and a page being unloaded can get an `online` event
-   * that does not mean the network is back. */
+   * that does not mean the network is back. Nor after the server refused the token: sending
+   * again with it would only be refused again, so sending waits for `setToken`. */
   async flush() {
-    if (this.flushing || !this.token || navigator.onLine === false) return;
+    if (this.flushing || !this.token || this.authError || navigator.onLine === false) return;
     this.flushing = true;
     try {
       for (;;) {

@@ -9,6 +9,7 @@
 //!   `pump`: the body of such a stream.
 //! - `graphiql`: the GraphiQL page and its files, embedded in the binary.
 //! - `pages`: the console and scoreboard pages, their files and service worker, embedded too.
+//! - `oidc`: the console's sign-in settings, and its OpenID provider's discovery document.
 //! - `publish`: `POST /internal/publish`; `replay`: the memory of requests it received.
 //! - `access`: the access log.
 //! - here: health, readiness, metrics, CORS.
@@ -16,6 +17,7 @@
 mod access;
 mod graphiql;
 mod graphql;
+mod oidc;
 mod pages;
 mod publish;
 mod pump;
@@ -35,7 +37,8 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 pub use access::access_log;
 pub use graphiql::{graphiql_asset, graphiql_page};
 pub use graphql::{graphql_get, graphql_post};
-pub use pages::{console_page, console_worker, page_asset, scoreboard_page};
+pub use oidc::{ConsoleSignIn, ConsoleToken, SignInConfig};
+pub use pages::{console_page, console_worker, page_asset, scoreboard_page, ConsolePage};
 pub use publish::{publish, publish_auth, PublishAuth};
 pub use single::{reserve as graphql_put, stop as graphql_delete, Reservations};
 

@@ -15,17 +15,24 @@
 //! The service worker keeps the console's page and files in the browser's cache, so an operator
 //! can reload the console with no network and the taps queued meanwhile are still sent later.
 //! It is served from the root so that its scope can be `/console`, and never cached by HTTP.
+//!
+//! The console page carries its sign-in settings (`oidc`) as JSON in a
+//! `<script type="application/json">` element, which is data, never run; with an OpenID
+//! provider, its CSP also allows the origins of the provider's token and revocation endpoints.
 
 use std::sync::LazyLock;
+use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::graphiql::{
     addressed, etag, immutable_file, not_modified, short_hash, versions, CSS, JS, REVALIDATE, TEXT,
 };
+use super::oidc::{may_retry, ConsoleSignIn, Discovery, Endpoints};
+use crate::startup::AppState;
 
 /// Where the pages' files are served (`startup::router` routes `/assets/{file}`).
 const PREFIX: &str = "/assets/";
@@ -35,6 +42,17 @@ const PREFIX: &str = "/assets/";
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; connect-src 'self'; worker-src 'self'; \
     manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The same policy, with requests also allowed to `origins` (an OpenID provider's).
+fn content_security_policy(origins: &[String]) -> HeaderValue {
+    let mut connect = String::from("connect-src 'self'");
+    for origin in origins {
+        connect.push(' ');
+        connect.push_str(origin);
+    }
+    HeaderValue::try_from(CONTENT_SECURITY_POLICY.replace("connect-src 'self'", &connect))
+        .expect("origins are ASCII without control characters")
+}
 
 const HTML: &str = "text/html; charset=utf-8";
 
@@ -65,6 +83,7 @@ const EMBEDDED: &[Embedded] = &[
     embed!("ui.js", JS, true),
     embed!("queue.js", JS, true),
     embed!("admin.js", JS, true),
+    embed!("oidc.js", JS, false),
     embed!("console.js", JS, true),
     embed!("scoreboard.js", JS, true),
     // Served so the copies the binary hands out carry their licenses.
@@ -73,6 +92,8 @@ const EMBEDDED: &[Embedded] = &[
 ];
 
 const CONSOLE: &str = include_str!("../../assets/pages/console.html");
+/// Where the console page's sign-in settings go.
+const SETTINGS_MARK: &str = "{{console-settings}}";
 const SCOREBOARD: &str = include_str!("../../assets/pages/scoreboard.html");
 /// `{{files}}` marks the list of every file's URL, `{{build}}` a name for this set of files.
 const SERVICE_WORKER: &str = include_str!("../../assets/pages/console-sw.js");
@@ -88,20 +109,26 @@ struct Asset {
 }
 
 /// A page (or the service worker): revalidated on every load.
-struct Page {
+pub struct Page {
     body: String,
     etag: HeaderValue,
+    csp: HeaderValue,
 }
 
 impl Page {
     fn new(body: String) -> Page {
+        Page::with_csp(body, HeaderValue::from_static(CONTENT_SECURITY_POLICY))
+    }
+
+    fn with_csp(body: String, csp: HeaderValue) -> Page {
         let etag = etag(&short_hash(body.as_bytes()));
-        Page { body, etag }
+        Page { body, etag, csp }
     }
 }
 
 struct Site {
-    console: Page,
+    /// The console page before and after its settings.
+    console: (String, String),
     scoreboard: Page,
     worker: Page,
     assets: Vec<Asset>,
@@ -152,8 +179,11 @@ impl Site {
         let worker = SERVICE_WORKER
             .replace("{{files}}", &urls.join(", "))
             .replace("{{build}}", &build);
+        let (head, tail) = CONSOLE
+            .split_once(SETTINGS_MARK)
+            .expect("console.html has the settings mark");
         Site {
-            console: Page::new(fill(CONSOLE, &assets)),
+            console: (fill(head, &assets), fill(tail, &assets)),
             scoreboard: Page::new(fill(SCOREBOARD, &assets)),
             worker: Page::new(fill(&worker, &assets)),
             assets,
@@ -161,7 +191,114 @@ impl Site {
     }
 }
 
-fn serve(page: &'static Page, content_type: &'static str, headers: &HeaderMap) -> Response {
+/// JSON for a `<script type="application/json">` element: `<`, `>` and `&` escaped, so that
+/// no value can end the element (`</script>`) or open a comment.
+fn script_json(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+/// The console page with `sign_in`'s settings and, with an OpenID provider, its `endpoints`.
+fn console_page_for(sign_in: &ConsoleSignIn, endpoints: Option<&Endpoints>) -> Page {
+    let (head, tail) = &SITE.console;
+    let settings = script_json(&sign_in.page_settings(endpoints));
+    let origins = endpoints
+        .map(Endpoints::connect_origins)
+        .unwrap_or_default();
+    Page::with_csp(
+        format!("{head}{settings}{tail}"),
+        content_security_policy(&origins),
+    )
+}
+
+/// The console page for this server's sign-in settings. With an OpenID provider, the page
+/// needs the provider's endpoints, read from its discovery document on first use (`oidc`);
+/// until they are known the page is served without them, and says sign-in is unavailable.
+pub struct ConsolePage {
+    sign_in: ConsoleSignIn,
+    /// Without endpoints.
+    plain: Page,
+    provider: Option<Provider>,
+}
+
+struct Provider {
+    discovery: Discovery,
+    /// The page with the endpoints, once they are known.
+    page: std::sync::OnceLock<Page>,
+    /// The last attempt to read the document. Held across an attempt, so that concurrent
+    /// requests wait for that one instead of each starting their own.
+    last_attempt: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl ConsolePage {
+    pub fn new(sign_in: ConsoleSignIn) -> anyhow::Result<ConsolePage> {
+        let provider = sign_in
+            .oidc
+            .as_ref()
+            .map(|oidc| -> anyhow::Result<Provider> {
+                Ok(Provider {
+                    discovery: Discovery::new(oidc)?,
+                    page: std::sync::OnceLock::new(),
+                    last_attempt: tokio::sync::Mutex::new(None),
+                })
+            })
+            .transpose()?;
+        Ok(ConsolePage {
+            plain: console_page_for(&sign_in, None),
+            sign_in,
+            provider,
+        })
+    }
+
+    /// The page to serve now: with the provider's endpoints when they are known or can be read
+    /// now (at most one attempt per retry interval), else without.
+    async fn current(&self) -> &Page {
+        let Some(provider) = &self.provider else {
+            return &self.plain;
+        };
+        if let Some(page) = provider.page.get() {
+            return page;
+        }
+        let mut last_attempt = provider.last_attempt.lock().await;
+        if let Some(page) = provider.page.get() {
+            return page;
+        }
+        if !may_retry(*last_attempt) {
+            return &self.plain;
+        }
+        *last_attempt = Some(Instant::now());
+        match provider.discovery.fetch().await {
+            Ok(endpoints) => {
+                tracing::info!(
+                    url = provider.discovery.url(),
+                    token_endpoint = %endpoints.token,
+                    "read the console's OpenID provider settings"
+                );
+                provider
+                    .page
+                    .get_or_init(|| console_page_for(&self.sign_in, Some(&endpoints)))
+            }
+            Err(error) => {
+                tracing::warn!(
+                    url = provider.discovery.url(),
+                    error = format!("{error:#}"),
+                    "could not read the console's OpenID provider settings: \
+                     the console cannot sign in with it until they are read"
+                );
+                &self.plain
+            }
+        }
+    }
+
+    /// Reads the provider's settings now, so that a problem with them shows in the log at
+    /// start-up rather than at the first sign-in.
+    pub async fn prepare(&self) {
+        self.current().await;
+    }
+}
+
+fn serve(page: &Page, content_type: &'static str, headers: &HeaderMap) -> Response {
     let cache = [
         (header::ETAG, page.etag.clone()),
         (header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE)),
@@ -173,10 +310,7 @@ fn serve(page: &'static Page, content_type: &'static str, headers: &HeaderMap) -
         cache,
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-            ),
+            (header::CONTENT_SECURITY_POLICY, page.csp.clone()),
             (
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("no-referrer"),
@@ -186,14 +320,14 @@ fn serve(page: &'static Page, content_type: &'static str, headers: &HeaderMap) -
                 HeaderValue::from_static("nosniff"),
             ),
         ],
-        page.body.as_str(),
+        page.body.clone(),
     )
         .into_response()
 }
 
 /// `GET /console`: match day for operators, and the admin forms.
-pub async fn console_page(headers: HeaderMap) -> Response {
-    serve(&SITE.console, HTML, &headers)
+pub async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    serve(state.console.current().await, HTML, &headers)
 }
 
 /// `GET /scoreboard`: the public page of live matches.
@@ -238,11 +372,12 @@ mod tests {
         let text = std::str::from_utf8(&console.body).unwrap();
         let preact = &asset(&site, "preact-htm.module.js").file;
         assert!(text.contains(&format!("{PREFIX}{preact}")), "{text}");
-        for page in [&site.console, &site.scoreboard] {
-            assert!(!page.body.contains("{{"), "{}", page.body);
-            assert!(page.body.contains("htm@3"), "{}", page.body);
+        let console_page = format!("{}{}", site.console.0, site.console.1);
+        for page in [&console_page, &site.scoreboard.body] {
+            assert!(!page.contains("{{"), "{page}");
+            assert!(page.contains("htm@3"), "{page}");
         }
-        assert!(site.console.body.contains(&console.file));
+        assert!(console_page.contains(&console.file));
         assert!(site
             .scoreboard
             .body
@@ -268,5 +403,37 @@ mod tests {
             console.file,
             addressed("console.js", &short_hash(&console.body))
         );
+    }
+
+    #[test]
+    fn the_console_settings_are_data_that_cannot_end_their_element() {
+        let sign_in = ConsoleSignIn::parse(super::super::oidc::SignInConfig {
+            issuer: Some("https://idp.example.com".into()),
+            client_id: Some("console".into()),
+            scopes: "openid".into(),
+            name: Some("</script><script>alert(1)</script>".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let endpoints = Endpoints {
+            authorization: "https://login.example.com/authorize".into(),
+            token: "https://login.example.com/token".into(),
+            end_session: None,
+            revocation: Some("https://revoke.example.com/revoke".into()),
+        };
+        let page = console_page_for(&sign_in, Some(&endpoints));
+        assert_eq!(page.body.matches("</script>").count(), 2, "{}", page.body);
+        assert!(page
+            .body
+            .contains(r#"id="console-settings">{"tokenPaste":false,"#));
+        assert!(page.body.contains(r"\u003c/script\u003e"));
+        let csp = page.csp.to_str().unwrap();
+        assert!(
+            csp.contains(
+                "connect-src 'self' https://login.example.com https://revoke.example.com;"
+            ),
+            "{csp}"
+        );
+        assert!(csp.contains("script-src 'self';"), "{csp}");
     }
 }

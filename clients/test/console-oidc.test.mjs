@@ -19,29 +19,15 @@
 
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
+import { ARTIFACTS, launchChromium } from '../lib/browser.mjs';
+import { graphql, sleep, startServer } from '../lib/server.mjs';
 
-import { graphql, repo, sleep, startServer } from '../lib/server.mjs';
-
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-// The network here is closed: without these Chromium stalls on connections it cannot make.
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const ARTIFACTS = path.join(repo, 'clients', 'artifacts');
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const PHONE = { width: 360, height: 780 };
 const CLIENT_ID = 'scoreline-console-test';
@@ -371,13 +357,6 @@ async function settled(writes) {
 }
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium is missing at ${CHROMIUM}: install Debian's chromium ` +
-        '(apt-get install -y chromium; scripts/test does) or set CHROMIUM',
-    );
-  }
-  mkdirSync(ARTIFACTS, { recursive: true });
   provider = await startProvider();
   server = await startServer({
     AUTH_JWT_SECRET: undefined,
@@ -390,7 +369,7 @@ before(async () => {
   });
   // The console's own URL, as a provider has it registered for the app client.
   provider.redirectUri = `${server.url}/console`;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+  browser = await launchChromium();
   const data = await graphql(server, `{ match(id: "${MATCH}") { status homeTeam { name } } }`);
   assert.equal(data.data.match.status, 'LIVE');
   home = data.data.match.homeTeam.name;

@@ -14,28 +14,14 @@
 // clients/artifacts/.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
+import { ARTIFACTS, launchChromium } from '../lib/browser.mjs';
+import { graphql, recordGoal, sleep, startServer } from '../lib/server.mjs';
 
-import { graphql, recordGoal, repo, sleep, startServer } from '../lib/server.mjs';
-
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-// The network here is closed: without these Chromium stalls on connections it cannot make.
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const ARTIFACTS = path.join(repo, 'clients', 'artifacts');
 /** axe-core, the accessibility engine, run in the pages (through DevTools, which the pages' CSP
  * does not govern). */
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -81,15 +67,8 @@ function watch(page, name) {
 }
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium is missing at ${CHROMIUM}: install Debian's chromium ` +
-        '(apt-get install -y chromium; scripts/test does) or set CHROMIUM',
-    );
-  }
-  mkdirSync(ARTIFACTS, { recursive: true });
   server = await startServer();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+  browser = await launchChromium();
   operatorContext = await browser.newContext({ viewport: PHONE, hasTouch: true, isMobile: true });
   boardContext = await browser.newContext({ viewport: PHONE, hasTouch: true, isMobile: true });
   consolePage = await operatorContext.newPage();

@@ -5,27 +5,12 @@
 // to clients/artifacts/.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
+import { ARTIFACTS, launchChromium } from '../lib/browser.mjs';
+import { recordGoal, sleep, startServer } from '../lib/server.mjs';
 
-import { recordGoal, repo, sleep, startServer } from '../lib/server.mjs';
-
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-// The network here is closed: without these Chromium stalls on connections it cannot make.
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const ARTIFACTS = path.join(repo, 'clients', 'artifacts');
 const QUERY = '{ liveMatches { id status } }';
 const SUBSCRIPTION =
   'subscription { matchUpdated(id: "soccer-live-1", sinceVersion: 0) { version } }';
@@ -41,15 +26,8 @@ const problems = [];
 const sockets = [];
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium is missing at ${CHROMIUM}: install Debian's chromium ` +
-        '(apt-get install -y chromium; scripts/test does) or set CHROMIUM',
-    );
-  }
-  mkdirSync(ARTIFACTS, { recursive: true });
   server = await startServer();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   await page.route('**/*', (route) => {
     const url = route.request().url();

@@ -129,32 +129,43 @@ impl Jwks {
     }
 
     async fn fetch(&self) -> anyhow::Result<KeySet> {
-        let mut response = self
-            .client
-            .get(&self.url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .context("request failed")?
-            .error_for_status()
-            .context("unexpected status")?;
-        if response
-            .content_length()
-            .is_some_and(|len| len > JWKS_MAX_BYTES as u64)
-        {
-            bail!("the JWKS document is larger than {JWKS_MAX_BYTES} bytes");
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.context("reading the body failed")? {
-            if body.len() + chunk.len() > JWKS_MAX_BYTES {
-                bail!("the JWKS document is larger than {JWKS_MAX_BYTES} bytes");
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = get_document(&self.client, &self.url, JWKS_MAX_BYTES).await?;
         let document: JwksDocument =
             serde_json::from_slice(&body).context("the response is not a JWKS document")?;
         Ok(key_set(document))
     }
+}
+
+/// GETs a JSON document of at most `max_bytes` (a provider's JWKS or discovery document):
+/// a larger one is refused before it is read whole.
+pub(crate) async fn get_document(
+    client: &reqwest::Client,
+    url: &str,
+    max_bytes: usize,
+) -> anyhow::Result<Vec<u8>> {
+    let mut response = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .context("request failed")?
+        .error_for_status()
+        .context("unexpected status")?;
+    let too_large = || format!("the document is larger than {max_bytes} bytes");
+    if response
+        .content_length()
+        .is_some_and(|len| len > max_bytes as u64)
+    {
+        bail!(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.context("reading the body failed")? {
+        if body.len() + chunk.len() > max_bytes {
+            bail!(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Keeps the RSA signature keys usable with RS256; others (EC, encryption keys, keys for

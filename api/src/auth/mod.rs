@@ -32,6 +32,8 @@
 mod claims;
 mod init;
 mod jwks;
+
+pub(crate) use jwks::get_document;
 #[cfg(test)]
 mod tests;
 

@@ -23,6 +23,8 @@ use anyhow::{bail, ensure, Context as _};
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::get_document;
+
 /// Upper bound for reading the discovery document.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A discovery document is a few KiB.
@@ -347,29 +349,7 @@ impl Discovery {
     }
 
     pub(crate) async fn fetch(&self) -> anyhow::Result<Endpoints> {
-        let mut response = self
-            .client
-            .get(&self.url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .context("request failed")?
-            .error_for_status()
-            .context("unexpected status")?;
-        let too_large = || format!("the document is larger than {DISCOVERY_MAX_BYTES} bytes");
-        if response
-            .content_length()
-            .is_some_and(|len| len > DISCOVERY_MAX_BYTES as u64)
-        {
-            bail!(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.context("reading the body failed")? {
-            if body.len() + chunk.len() > DISCOVERY_MAX_BYTES {
-                bail!(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = get_document(&self.client, &self.url, DISCOVERY_MAX_BYTES).await?;
         endpoints_of(&body, &self.issuer)
     }
 }

@@ -144,6 +144,27 @@ impl TestApp {
     }
 
     /// Waits until a metric has a value (bounded by `WAIT`).
+    /// Repeats `query` until one is answered from the response cache. A change of what it
+    /// read (the seeding's own changes reach the cache through the pipeline a little after
+    /// their mutations answered) ends entries, so the first repeats may miss.
+    pub async fn until_cached(&self, query: &str, variables: Value) {
+        let hits = "scoreline_response_cache_hits_total";
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let before = self.metric(hits).await;
+            self.ok(query, variables.clone(), None).await;
+            self.ok(query, variables.clone(), None).await;
+            if self.metric(hits).await > before {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a repeated query is never answered from the cache"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn wait_for_metric(&self, name: &str, value: i64) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {

@@ -59,21 +59,7 @@ async fn an_answer_cached_on_one_instance_ends_with_a_change_made_through_anothe
                 .expect("the match exists")
         }
     };
-    let hits = "scoreline_response_cache_hits_total";
-    let deadline = tokio::time::Instant::now() + scoreline_tests::WAIT;
-    loop {
-        let before = a.metric(hits).await;
-        read("a").await;
-        read("a").await;
-        if a.metric(hits).await > before {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "A never answers from its cache"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    a.until_cached(query, serde_json::json!({"id": id})).await;
 
     let written = b.record(&id, "GOAL", "HOME").await;
     let deadline = tokio::time::Instant::now() + scoreline_tests::WAIT;

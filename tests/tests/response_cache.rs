@@ -16,25 +16,6 @@ async fn version(app: &TestApp, id: &str) -> i64 {
         .unwrap()
 }
 
-/// Repeats `query` until one is answered from the cache: the seeding's own changes reach the
-/// cache through the pipeline a little after their mutations answered, and each ends entries.
-async fn until_cached(app: &TestApp, query: &str, variables: Value) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let before = app.metric(HITS).await;
-        app.ok(query, variables.clone(), None).await;
-        app.ok(query, variables.clone(), None).await;
-        if app.metric(HITS).await > before {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a repeated query is never answered from the cache"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 async fn get(
     app: &TestApp,
     query: &str,
@@ -62,7 +43,7 @@ fn header(response: &reqwest::Response, name: &str) -> Option<String> {
 async fn a_repeat_is_served_from_the_cache_and_a_mutation_answered_here_is_read_back_at_once() {
     let app = TestApp::spawn().await;
     let seed = app.live_match("SOCCER").await;
-    until_cached(&app, MATCH, json!({"id": seed.match_id})).await;
+    app.until_cached(MATCH, json!({"id": seed.match_id})).await;
     let before = version(&app, &seed.match_id).await;
     // No pause: the next read must see the write, though the pipeline has not delivered it.
     let after = app.record(&seed.match_id, "GOAL", "HOME").await;
@@ -77,8 +58,8 @@ async fn a_change_heard_from_the_stream_ends_the_entries_that_read_its_match_onl
             .await;
     let seed = app.live_match("SOCCER").await;
     let other = app.live_match("BASKETBALL").await;
-    until_cached(&app, MATCH, json!({"id": seed.match_id})).await;
-    until_cached(&app, MATCH, json!({"id": other.match_id})).await;
+    app.until_cached(MATCH, json!({"id": seed.match_id})).await;
+    app.until_cached(MATCH, json!({"id": other.match_id})).await;
 
     // A change that no mutation of this instance made: as the stream-handler would publish it.
     let mut changed = app.stored_match(&seed.match_id).await;
@@ -113,7 +94,7 @@ async fn listings_end_with_any_change_of_a_match() {
     let app = TestApp::spawn().await;
     let seed = app.live_match("SOCCER").await;
     let live = "{ liveMatches { id version } }";
-    until_cached(&app, live, json!({})).await;
+    app.until_cached(live, json!({})).await;
     let after = app.record(&seed.match_id, "GOAL", "AWAY").await;
     let data = app.ok(live, json!({}), None).await;
     let listed = data["liveMatches"]
@@ -163,7 +144,7 @@ async fn a_team_created_after_a_miss_is_found_and_errors_are_never_cached() {
 async fn signed_in_callers_share_the_answers_of_anonymous_ones() {
     let app = TestApp::spawn().await;
     let seed = app.live_match("SOCCER").await;
-    until_cached(&app, MATCH, json!({"id": seed.match_id})).await;
+    app.until_cached(MATCH, json!({"id": seed.match_id})).await;
     let hits = app.metric(HITS).await;
     let admin = TestApp::token(api::Role::Admin);
     let (status, body) = app

@@ -387,11 +387,17 @@ test('the scoreboard resumes after its connection drops, with no gap and no repe
   await board.locator('[data-match="soccer-live-2"]', { hasText: 'Full time' }).waitFor({ timeout: 5_000 });
 });
 
-test('periods, a finish that takes a second tap, and a score correction', async () => {
+test('periods, the clock stopped and started, a finish that takes a second tap, and a score correction', async () => {
   await consolePage.getByRole('button', { name: 'End period 1' }).click();
   await consolePage.getByText('The clock is stopped in period 1.').waitFor({ timeout: 5_000 });
   await consolePage.getByLabel('Period', { exact: true }).fill('2');
   await consolePage.getByRole('button', { name: 'Start period 2' }).click();
+  await consolePage.getByText('The clock is running in period 2.').waitFor({ timeout: 5_000 });
+  // A stoppage within the period: the clock alone stops and starts again.
+  await consolePage.getByRole('button', { name: 'Stop clock' }).click();
+  await consolePage.getByText('The clock is stopped in period 2.').waitFor({ timeout: 5_000 });
+  assert.equal((await graphql(server, `{ match(id: "${MATCH}") { clock { running period } } }`)).data.match.clock.running, false);
+  await consolePage.getByRole('button', { name: 'Start clock' }).click();
   await consolePage.getByText('The clock is running in period 2.').waitFor({ timeout: 5_000 });
 
   // Finishing cannot be undone: the first tap only asks for a second one.

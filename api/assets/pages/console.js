@@ -22,6 +22,8 @@ const MUTATIONS = {
     setMatchStatus(input: $input) { ...MatchFields } } ${MATCH_FIELDS}`,
   updateScore: `mutation UpdateScore($input: UpdateScoreInput!) {
     updateScore(input: $input) { ...MatchFields } } ${MATCH_FIELDS}`,
+  updateClock: `mutation UpdateClock($input: UpdateClockInput!) {
+    updateClock(input: $input) { ...MatchFields } } ${MATCH_FIELDS}`,
 };
 
 const MATCH_QUERY = `query Match($id: ID!) { match(id: $id) { ...MatchFields } } ${MATCH_FIELDS}`;
@@ -758,6 +760,12 @@ function Periods({ match, status, tap }) {
         <button type="button" class=${running ? 'big primary' : 'big'} onClick=${() =>
           tap('recordEvent', { type: 'PERIOD_END', period }, `Period ${period} end`)}>
           End period ${period}
+        </button>
+      </div>
+      <div class="row">
+        <button type="button" class="big" disabled=${!match.clock} onClick=${() =>
+          tap('updateClock', { running: !running }, running ? 'Clock stopped' : 'Clock started')}>
+          ${running ? 'Stop clock' : 'Start clock'}
         </button>
       </div>
       <p class="muted">The clock is ${running ? 'running' : 'stopped'}${match.clock ? ` in period ${match.clock.period}` : ''}.</p>

@@ -30,10 +30,9 @@ use rand::RngCore as _;
 use super::access::AccessNote;
 use super::graphql::{principal, refuse, refused, run, Media, Params, Peer};
 use super::pump::Pump;
-use super::stream::{json_response, start, stream_response, validate, Running};
+use super::stream::{json_response, operation_type, start, stream_response, validate, Running};
 use crate::admission::StreamPermit;
 use crate::fanout::{self, end_frame, result_frame, Fanout, Outbox, Wire};
-use crate::graphql::documents::DocumentCache;
 use crate::graphql::error::{BAD_REQUEST, NOT_FOUND, TOO_MANY_SUBSCRIPTIONS};
 use crate::metrics::Metrics;
 use crate::startup::AppState;
@@ -312,19 +311,10 @@ pub async fn operation(
         operation: request.operation_name.clone(),
         subject: principal.as_ref().map(|p| p.subject.clone()),
     };
-    if let Err(error) = state.persisted.resolve(&mut request, principal.is_none()) {
-        let status = if error.is_negotiation() {
-            StatusCode::OK
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        let body = serde_json::json!({ "errors": [error.to_server_error()] });
-        return json_response(status, &body, note);
-    }
-    let operation = state
-        .documents
-        .prepare(&mut request)
-        .and_then(|doc| DocumentCache::operation_type(&doc, &request));
+    let operation = match operation_type(&state, &mut request, principal.as_ref(), &note) {
+        Ok(operation) => operation,
+        Err(response) => return *response,
+    };
     let outbox = reservation.outbox.clone();
     let accepted = || {
         let mut response = StatusCode::ACCEPTED.into_response();

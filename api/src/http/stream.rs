@@ -154,19 +154,10 @@ pub async fn serve(
         operation: operation_name.clone(),
         subject: principal.as_ref().map(|p| p.subject.clone()),
     };
-    if let Err(error) = state.persisted.resolve(&mut request, principal.is_none()) {
-        let status = if error.is_negotiation() {
-            StatusCode::OK
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        let body = serde_json::json!({ "errors": [error.to_server_error()] });
-        return json_response(status, &body, note);
-    }
-    let operation = state
-        .documents
-        .prepare(&mut request)
-        .and_then(|doc| DocumentCache::operation_type(&doc, &request));
+    let operation = match operation_type(&state, &mut request, principal.as_ref(), &note) {
+        Ok(operation) => operation,
+        Err(response) => return *response,
+    };
     if operation != Some(OperationType::Subscription) {
         // A query or mutation (or a document that does not parse): answered once, as over
         // plain HTTP, then the stream ends.
@@ -369,6 +360,29 @@ pub(super) async fn validate(
     } else {
         Err(errors)
     }
+}
+
+/// Resolves a request's persisted document (APQ, trusted documents) and reads its operation's
+/// type (none for a document that does not parse); a refusal is the response to send.
+pub(super) fn operation_type(
+    state: &AppState,
+    request: &mut async_graphql::Request,
+    principal: Option<&crate::auth::Principal>,
+    note: &AccessNote,
+) -> Result<Option<OperationType>, Box<Response>> {
+    if let Err(error) = state.persisted.resolve(request, principal.is_none()) {
+        let status = if error.is_negotiation() {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let body = serde_json::json!({ "errors": [error.to_server_error()] });
+        return Err(Box::new(json_response(status, &body, note.clone())));
+    }
+    Ok(state
+        .documents
+        .prepare(request)
+        .and_then(|doc| DocumentCache::operation_type(&doc, request)))
 }
 
 pub(super) fn json_response(

@@ -8,6 +8,9 @@
 //!   may predate (stale reads), and the same load against a bare HTTP server as its floor.
 //! - `loadgen slow`: clients that subscribe and stop reading: the server's peak RSS, and what
 //!   of it comes back when they leave.
+//! - `loadgen chaos`: the production shape (DynamoDB Local, the stream-handler's poller, three
+//!   API instances, Redis) under writes and subscribers while Redis, an instance, the poller
+//!   and DynamoDB Local fail in turn: every event exactly once and in order, or it fails.
 //! - `loadgen floor`: the cost of writing a 120-byte frame to a loopback socket with no server
 //!   at all, measured on the same machine at the same time: the floor for the server's cost
 //!   per delivered message.
@@ -17,7 +20,7 @@
 //!
 //! # Layout
 //! - `target`: spawning or reaching the server, the admin token, the GraphQL seeding calls.
-//! - `ws`, `http`, `slow`, `floor`: the benches (and their children: `floor`'s reader,
+//! - `ws`, `http`, `slow`, `chaos`, `floor`: the benches (and their children: `floor`'s reader,
 //!   `floor-sink`, and `http`'s floor server, `http-floor-serve`).
 //! - `rawws`: the minimal WebSocket client `ws` subscribers use by default; `rawsse`: the
 //!   graphql-sse subscriber of `ws --protocol sse`.
@@ -25,6 +28,7 @@
 //! - `procfs`: RSS and CPU time from `/proc` and `getrusage`.
 //! - `report`: metrics as a table with per-run columns and medians, and as JSON lines.
 
+pub mod chaos;
 pub mod floor;
 pub mod http;
 pub mod procfs;
@@ -56,6 +60,9 @@ pub enum Command {
     Http(http::HttpArgs),
     /// Slow clients: S never-reading sockets with large subscriptions; peak and after RSS.
     Slow(slow::SlowArgs),
+    /// Faults on the production shape (DynamoDB Local, poller, API instances, Redis): every
+    /// event exactly once and in order, every state rising to the final one.
+    Chaos(chaos::ChaosArgs),
     /// The floor: one 120-byte frame to each of N loopback sockets, K rounds, no server.
     Floor(floor::FloorArgs),
     /// The reading side of `floor`, run by it as a child process.
@@ -71,6 +78,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ws(args) => ws::run(args).await,
         Command::Http(args) => http::run(args).await,
         Command::Slow(args) => slow::run(args).await,
+        Command::Chaos(args) => chaos::run(args).await,
         Command::Floor(args) => floor::run(args).await,
         Command::FloorSink(args) => floor::sink(args).await,
         Command::HttpFloorServe(args) => http::floor_serve(args).await,

@@ -179,7 +179,8 @@ impl Drop for Target {
     }
 }
 
-fn default_server_bin() -> PathBuf {
+/// The release server binary `loadgen` uses when none is named.
+pub fn default_server_bin() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(dir).join("release/api");
     }
@@ -222,14 +223,19 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(target: &Target) -> anyhow::Result<Admin> {
+        Admin::at(&target.base, &target.token)
+    }
+
+    /// An admin client of the server at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn at(base: &str, token: &str) -> anyhow::Result<Admin> {
         Ok(Admin {
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
                 .tcp_nodelay(true)
                 .timeout(Duration::from_secs(30))
                 .build()?,
-            url: target.graphql_url(),
-            auth: format!("Bearer {}", target.token),
+            url: format!("{base}/graphql"),
+            auth: format!("Bearer {token}"),
         })
     }
 

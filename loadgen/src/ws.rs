@@ -124,6 +124,14 @@ pub struct WsArgs {
     /// Also print one JSON line per run and one for the summary.
     #[arg(long)]
     pub json: bool,
+    /// Sample the server's RSS every this many seconds while updates go on, printing each
+    /// sample; reports the growth from `--rss-growth-from` to the end (a soak: e.g.
+    /// `--seconds 1800 --rss-every 30`).
+    #[arg(long)]
+    pub rss_every: Option<u64>,
+    /// Seconds into the updates from which RSS growth is reported (warm-up before it).
+    #[arg(long, default_value_t = 300)]
+    pub rss_growth_from: u64,
 }
 
 /// The subscription every connection runs: one match's changes, a frame of ~120 bytes.
@@ -522,6 +530,15 @@ async fn run_once(
     let server_cpu0 = target.cpu_time();
     let self_cpu0 = procfs::self_cpu_time();
     let started = Instant::now();
+    let rss_samples: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+    let rss_sampler = match (args.rss_every, target.pid) {
+        (Some(every), Some(pid)) => Some(tokio::spawn(sample_rss(
+            pid,
+            Duration::from_secs(every.max(1)),
+            rss_samples.clone(),
+        ))),
+        _ => None,
+    };
     let mut senders = JoinSet::new();
     for i in 0..updates {
         let m = i % args.matches;
@@ -562,6 +579,10 @@ async fn run_once(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let window = started.elapsed();
+    if let Some(sampler) = rss_sampler {
+        sampler.abort();
+    }
+    let rss_growth = rss_growth(&rss_samples.lock().unwrap(), args.rss_growth_from);
     let server_cpu = match (server_cpu0, target.cpu_time()) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
@@ -634,6 +655,21 @@ async fn run_once(
     let first_send = sends.iter().map(|(_, _, t, _)| *t).min().unwrap_or(0);
     let delivery_secs = last_receipt.saturating_sub(first_send) as f64 / 1e9;
 
+    if let Some((from, end, pct)) = rss_growth {
+        metrics.push(
+            "rss_growth_from_mib",
+            "server RSS at --rss-growth-from",
+            "MiB",
+            from as f64 / 1024.0,
+        );
+        metrics.push(
+            "rss_growth_end_mib",
+            "server RSS at the end",
+            "MiB",
+            end as f64 / 1024.0,
+        );
+        metrics.push("rss_growth_pct", "server RSS growth", "%", pct);
+    }
     metrics.push("updates_sent", "updates sent", "", sends.len() as f64);
     metrics.push(
         "update_errors",
@@ -935,6 +971,34 @@ pub fn version_of(frame: &[u8]) -> Option<u32> {
     any.then_some(v)
 }
 
+/// Samples `pid`'s RSS every `every` (seconds since the start, KiB) into `samples`, printing
+/// each, until aborted.
+async fn sample_rss(pid: u32, every: Duration, samples: Arc<Mutex<Vec<(u64, u64)>>>) {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let Ok(kib) = procfs::rss_kib(pid) else {
+            return;
+        };
+        let secs = started.elapsed().as_secs();
+        println!("  [{secs:>5} s] server RSS {:.1} MiB", kib as f64 / 1024.0);
+        samples.lock().unwrap().push((secs, kib));
+    }
+}
+
+/// The RSS at the first sample from `from` seconds on, at the last sample, and the growth
+/// between them in percent; `None` without a sample from `from` on.
+fn rss_growth(samples: &[(u64, u64)], from: u64) -> Option<(u64, u64, f64)> {
+    let start = samples.iter().find(|(secs, _)| *secs >= from)?.1;
+    let end = samples.last()?.1;
+    Some((
+        start,
+        end,
+        (end as f64 - start as f64) * 100.0 / start as f64,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1006,5 +1070,13 @@ mod tests {
         assert_eq!(version_of(br#"{"type":"ka"}"#), None);
         assert_eq!(version_of(br#"{"version":null}"#), None);
         assert_eq!(version_of(br#"{"version":99999999999}"#), None);
+    }
+
+    #[test]
+    fn rss_growth_runs_from_the_first_sample_after_the_warm_up_to_the_last() {
+        let samples = [(0, 100), (30, 200), (300, 400), (330, 410), (600, 420)];
+        assert_eq!(rss_growth(&samples, 300), Some((400, 420, 5.0)));
+        assert_eq!(rss_growth(&samples, 700), None);
+        assert_eq!(rss_growth(&[], 0), None);
     }
 }

@@ -13,10 +13,22 @@ use tokio::time::Instant;
 /// The shared secret the poller signs publish requests with.
 const PUBLISH_SECRET: &str = "chaos-publish-secret-0123456789";
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody uses right now, below the kernel's ephemeral range: a process
+/// restarted on its port must not find it taken by one of the run's own outgoing connections
+/// (which take their local ports from that range).
 pub fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
+    for _ in 0..1000 {
+        let port = low + rand::random::<u16>() % (high - low);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free loopback port between {low} and {high}")
 }
 
 /// Waits until something accepts connections on `port`.

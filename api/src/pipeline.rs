@@ -122,6 +122,16 @@ impl Publisher for Intake {
                 .intake_stale_drops
                 .fetch_add(stale, Ordering::Relaxed);
         }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let changes: Vec<String> = fresh
+                .iter()
+                .map(|c| match &**c {
+                    Change::Match(m) => format!("{} v{}", m.id, m.version),
+                    Change::Event(e) => format!("{} seq {}", e.match_id, e.seq),
+                })
+                .collect();
+            tracing::debug!(?changes, stale, "publishing to the broker");
+        }
         if fresh.is_empty() {
             return Ok(());
         }

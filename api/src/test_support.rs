@@ -1,7 +1,10 @@
 //! Builders for unit tests across the crate, and a store that panics on demand to prove that a
 //! failure inside one operation is contained.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -46,21 +49,67 @@ pub fn a_match(id: &str, version: u64, changed: i64) -> Match {
 /// The id whose lookup panics.
 pub const PANICKING_MATCH: &str = "boom";
 
-/// The memory store, except that looking up [`PANICKING_MATCH`] panics.
-pub struct PanickingStore(MemoryStore);
+/// The memory store, except that looking up [`PANICKING_MATCH`] panics, and that a match
+/// lookup can be held at a [`LookupGate`].
+pub struct PanickingStore(MemoryStore, Arc<LookupGate>);
+
+/// Holds the next match lookup after [`LookupGate::arm`] until [`LookupGate::release`]: to
+/// order the store reads of two executions in a test.
+#[derive(Default)]
+pub struct LookupGate {
+    armed: AtomicBool,
+    arrived: Notify,
+    released: Notify,
+}
+
+impl LookupGate {
+    pub fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until a lookup is held.
+    pub async fn held(&self) {
+        self.arrived.notified().await;
+    }
+
+    pub fn release(&self) {
+        self.released.notify_one();
+    }
+
+    async fn pass(&self) {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.arrived.notify_one();
+            self.released.notified().await;
+        }
+    }
+}
 
 /// A schema over a [`PanickingStore`].
 pub fn panicking_schema() -> ScorelineSchema {
+    gated_schema().0
+}
+
+/// A schema over a [`PanickingStore`], with the store, its gate and the broker behind it.
+pub fn gated_schema() -> (
+    ScorelineSchema,
+    Arc<PanickingStore>,
+    Arc<LookupGate>,
+    Arc<MemoryBroker>,
+) {
     let (store, _feed) = MemoryStore::new();
-    build_schema(
+    let gate = Arc::new(LookupGate::default());
+    let store = Arc::new(PanickingStore(store, gate.clone()));
+    let broker = Arc::new(MemoryBroker::default());
+    let schema = build_schema(
         Services {
-            store: Arc::new(PanickingStore(store)),
-            broker: Arc::new(MemoryBroker::default()),
+            store: store.clone(),
+            broker: broker.clone(),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             responses: Arc::new(crate::graphql::response_cache::ResponseCache::off()),
         },
         SchemaLimits::default(),
-    )
+    );
+    (schema, store, gate, broker)
 }
 
 #[async_trait]
@@ -95,6 +144,7 @@ impl Store for PanickingStore {
     }
     async fn match_by_id(&self, id: &MatchId) -> Result<Option<Match>, StoreError> {
         assert_ne!(id.as_str(), PANICKING_MATCH, "a bug reached in a test");
+        self.1.pass().await;
         self.0.match_by_id(id).await
     }
     async fn matches(

@@ -95,15 +95,25 @@ enum Opening {
     Trimmed,
 }
 
-/// Logs a gap in a shard: changes that were written but will never be read.
+/// Logs a gap in a shard: changes that were written but will never be read. Only a shard read
+/// past some record (`after`) can have one: an iterator at the trim horizon or at the latest
+/// record that is refused as trimmed (DynamoDB Local does so for a shard just created) skipped
+/// nothing, and reopening at the trim horizon reads every record the shard holds.
 fn report_gap(id: &str, after: Option<&str>) {
-    tracing::error!(
-        shard = %id,
-        after_sequence = after.unwrap_or("none"),
-        "stream records were trimmed before they were read: the changes between are missing \
-         (subscribers that resume get the current state from the store); reading on from the \
-         oldest record the shard holds"
-    );
+    match after {
+        Some(after) => tracing::error!(
+            shard = %id,
+            after_sequence = after,
+            "stream records were trimmed before they were read: the changes between are \
+             missing (subscribers that resume get the current state from the store); reading \
+             on from the oldest record the shard holds"
+        ),
+        None => tracing::debug!(
+            shard = %id,
+            "a shard iterator was refused as trimmed before any record was read; reading the \
+             shard from its oldest record"
+        ),
+    }
 }
 
 /// Converts a DynamoDB Streams SDK record into the Lambda event shape the handler decodes.
@@ -251,6 +261,7 @@ pub async fn run(
                 .collect();
             if !records.is_empty() {
                 got_records = true;
+                tracing::debug!(shard = %id, records = records.len(), "delivering stream records");
                 tokio::select! {
                     () = deliver(&records, publisher.as_ref()) => {}
                     // Stopping mid-retry is safe: the shard did not advance past this batch.

@@ -203,9 +203,17 @@ impl crate::WsClient {
     /// The next protocol message (keep-alives answered and skipped) or the close frame, within
     /// [`WAIT`]; panics on a connection that ends without a close frame.
     pub async fn next_or_close(&mut self) -> Seen {
-        match self.recv_or_closed().await {
-            Ok(message) => Seen::Message(message),
-            Err(closed) => Seen::Closed(closed),
+        self.next_or_close_within(WAIT)
+            .await
+            .expect("a message or a close arrives in time")
+    }
+
+    /// Like [`Self::next_or_close`], `None` when nothing arrives within `wait`.
+    pub async fn next_or_close_within(&mut self, wait: Duration) -> Option<Seen> {
+        match self.arrive(wait).await.ok()? {
+            crate::Arrival::Message(_, message) => Some(Seen::Message(message)),
+            crate::Arrival::Closed(closed) => Some(Seen::Closed(closed)),
+            crate::Arrival::Gone => panic!("the connection ended without a close frame"),
         }
     }
 }
@@ -295,12 +303,11 @@ impl Watch {
     /// Reads until every subscription reached `version` / `seq`.
     pub async fn until(&mut self, version: i64, seq: i64) {
         while !self.reached(version, seq) {
-            let next = tokio::time::timeout(WAIT, self.ws.next_or_close()).await;
-            let Ok(next) = next else {
+            let Some(next) = self.ws.next_or_close_within(WAIT).await else {
                 panic!(
-                    "nothing more after {WAIT:?}, waiting for version {version} and seq {seq}: \
-                     state {:?}, events {:?}, all {:?}",
-                    self.state, self.events, self.all
+                    "nothing more after {WAIT:?}, waiting for version {version} and seq {seq} of \
+                     {}: state {:?}, events {:?}, all {:?}",
+                    self.match_id, self.state, self.events, self.all
                 );
             };
             match next {

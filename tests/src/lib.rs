@@ -419,7 +419,7 @@ impl WsClient {
 
     /// What arrives next within `wait` (`Err(())` on timeout), keep-alives skipped and, with
     /// `answer_pings`, answered: the one receive loop every other method is built on.
-    async fn arrive(&mut self, wait: Duration) -> Result<Arrival, ()> {
+    pub(crate) async fn arrive(&mut self, wait: Duration) -> Result<Arrival, ()> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.ws.next())
@@ -525,7 +525,7 @@ impl WsClient {
 }
 
 /// What a client sees next.
-enum Arrival {
+pub(crate) enum Arrival {
     /// A protocol message, as sent and parsed.
     Message(String, Value),
     /// A close frame.

@@ -276,6 +276,7 @@ impl Subscribed {
                 .await
                 .map_err(within("SUBSCRIBE"))?
                 .map_err(|e| format!("SUBSCRIBE failed: {e}"))?;
+            tracing::debug!(channels = ?names, "subscribed");
             for id in added {
                 shared.hub.send(&Topic::Match(id.clone()), Delivery::Gap);
                 self.channels.insert(id);
@@ -324,6 +325,12 @@ fn dispatch(shared: &Shared, message: &redis::Msg) {
     };
     match decode_changes(message.get_payload_bytes()) {
         Ok(batch) => {
+            tracing::debug!(
+                channel = message.get_channel_name(),
+                pattern = message.from_pattern(),
+                changes = batch.changes.len(),
+                "received from Redis"
+            );
             for change in batch.changes {
                 shared.hub.send(&topic, Delivery::Change(Arc::new(change)));
             }

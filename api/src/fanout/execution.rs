@@ -12,6 +12,7 @@ use async_graphql::{Request, Response, ServerError};
 use axum::extract::ws::Utf8Bytes;
 use futures::FutureExt as _;
 use futures::StreamExt;
+use tokio::sync::watch;
 
 use super::frame::{end_frame, next_frame, Variant, Wire};
 use super::group::{Group, Member, MemberState};
@@ -36,18 +37,39 @@ pub fn internal_error() -> ServerError {
 /// Shared frames a subscriber buffers while its replay runs.
 const REPLAY_BUFFER: usize = 4096;
 
-/// Where an execution reports the position (`version` or `seq`) of the item it is resolving.
+/// Where an execution reports the position (`version` or `seq`) of the item it is resolving,
+/// and, for a shared execution, that it has started: subscribed to its topic and read the
+/// store, so that changes from then on reach it.
 #[derive(Clone, Default)]
-pub struct PositionTap(Arc<AtomicU64>);
+pub struct PositionTap {
+    position: Arc<AtomicU64>,
+    started: Option<Arc<watch::Sender<bool>>>,
+}
 
 impl PositionTap {
+    /// A tap that also reports the start through `started`.
+    fn signalling(started: watch::Sender<bool>) -> Self {
+        Self {
+            position: Arc::default(),
+            started: Some(Arc::new(started)),
+        }
+    }
+
     pub fn set(&self, position: u64) {
-        self.0.store(position, Ordering::Relaxed);
+        self.position.store(position, Ordering::Relaxed);
     }
 
     /// The position reported since the last call (0 for none).
     pub fn take(&self) -> u64 {
-        self.0.swap(0, Ordering::Relaxed)
+        self.position.swap(0, Ordering::Relaxed)
+    }
+
+    /// Called by a subscription resolver once it is subscribed and has read the store: from
+    /// here on, every change reaches its stream.
+    pub fn started(&self) {
+        if let Some(started) = &self.started {
+            started.send_replace(true);
+        }
     }
 }
 
@@ -77,8 +99,13 @@ impl Fanout {
     /// Runs the shared execution (see [`Self::run_group`]), containing a panic: the group is
     /// retired and every member is told (an `INTERNAL_SERVER_ERROR` result, then `complete`),
     /// so they can subscribe again; nothing stays registered to a dead execution.
-    pub(super) async fn lead(self: Arc<Self>, group: Arc<Group>, request: Request) {
-        let run = AssertUnwindSafe(self.clone().run_group(group.clone(), request));
+    pub(super) async fn lead(
+        self: Arc<Self>,
+        group: Arc<Group>,
+        request: Request,
+        started: watch::Sender<bool>,
+    ) {
+        let run = AssertUnwindSafe(self.clone().run_group(group.clone(), request, started));
         if run.catch_unwind().await.is_err() {
             tracing::error!("a shared subscription execution panicked; its subscribers are told");
             let error = internal_error();
@@ -88,8 +115,13 @@ impl Fanout {
 
     /// One execution and one serialization per change, one frame per variant, queued for
     /// every member.
-    async fn run_group(self: Arc<Self>, group: Arc<Group>, request: Request) {
-        let tap = PositionTap::default();
+    async fn run_group(
+        self: Arc<Self>,
+        group: Arc<Group>,
+        request: Request,
+        started: watch::Sender<bool>,
+    ) {
+        let tap = PositionTap::signalling(started);
         let mut responses = self.schema.execute_stream(request.data(tap.clone()));
         let mut first = true;
         let mut frames: Vec<Option<Utf8Bytes>> = Vec::new();
@@ -210,6 +242,15 @@ impl Fanout {
             id,
             op,
         } = replay;
+        // The replay reads the store after the shared execution did, never before: the shared
+        // stream then brings every change the replay did not see. (A replay that read first
+        // could end before a change the shared execution counted as its starting state, and
+        // the subscriber would never get it.) An execution that ends before it starts (e.g.
+        // NOT_FOUND) has already told its members.
+        let mut started = group.started.clone();
+        if !*started.borrow_and_update() && started.wait_for(|s| *s).await.is_err() {
+            return;
+        }
         let tap = PositionTap::default();
         let variant = Variant::new(protocol, &id);
         let mut responses = self.schema.execute_stream(request.data(tap.clone()));
@@ -353,5 +394,79 @@ mod tests {
         }
         // No dead group stays registered: a new subscriber starts a fresh execution.
         assert_eq!(fanout.group_count(), 0);
+    }
+
+    /// The first subscriber of a shared execution with a resume argument: its replay must not
+    /// read the store before the shared execution does, or a change committed between the two
+    /// reads is the shared execution's starting state, which it never sends, and beyond the
+    /// replay: the subscriber would miss it until the next change.
+    #[tokio::test]
+    async fn a_change_between_the_shared_executions_start_and_a_replay_is_not_lost() {
+        use crate::broker::Broker as _;
+        use crate::test_support::{a_match, gated_schema};
+        use scoreline_core::store::{MatchWrite, Store as _};
+        use scoreline_core::Change;
+
+        let (schema, store, gate, broker) = gated_schema();
+        store.create_match(&a_match("m1", 1, 0)).await.unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let fanout = Arc::new(Fanout::new(schema, metrics.clone()));
+        let request = Request::new(
+            "subscription($v: Int) { matchUpdated(id: \"m1\", sinceVersion: $v) { version } }",
+        )
+        .variables(async_graphql::Variables::from_json(
+            serde_json::json!({"v": 0}),
+        ));
+        let analysis = analyze(&request).expect("a subscription");
+        let outbox = Arc::new(Outbox::new(metrics.clone()));
+        // The shared execution's lookup (its task runs first) is held; the replay's is not.
+        gate.arm();
+        let _member = fanout.join(
+            request,
+            &analysis,
+            None,
+            MemberSpec {
+                outbox: outbox.clone(),
+                protocol: Protocol::GraphqlTransportWs.into(),
+                id: "s".into(),
+                op: 1,
+            },
+        );
+        gate.held().await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // Version 2 commits while the shared execution has not read the store yet; then it
+        // reads it as its starting state, and the change arrives through the broker.
+        let v2 = a_match("m1", 2, 1);
+        store
+            .commit(&MatchWrite {
+                next: v2.clone(),
+                event: None,
+                idempotency: None,
+            })
+            .await
+            .unwrap();
+        gate.release();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        broker
+            .publish(&[Arc::new(Change::Match(Box::new(v2)))])
+            .await
+            .unwrap();
+        let mut got: Vec<String> = Vec::new();
+        let mut batch = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !got.iter().any(|f| f.contains("\"version\":2")) {
+            if tokio::time::timeout_at(deadline, outbox.next_batch(&mut batch))
+                .await
+                .is_err()
+            {
+                panic!("the subscriber never got version 2; it got {got:?}");
+            }
+            got.extend(batch.drain(..).filter_map(|e| match e {
+                Entry::Frame(f) | Entry::Op { frame: f, .. } => Some(f.to_string()),
+                _ => None,
+            }));
+        }
     }
 }

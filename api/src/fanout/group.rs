@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_graphql::Request;
 use axum::extract::ws::Utf8Bytes;
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use super::execution::Replay;
@@ -135,6 +136,9 @@ pub struct Group {
     pub(super) policy: Policy,
     members: Mutex<Members>,
     leader: Mutex<Option<AbortHandle>>,
+    /// True once the shared execution has started (subscribed and read the store); closed
+    /// when it ends without starting. Replays wait for it.
+    pub(super) started: watch::Receiver<bool>,
 }
 
 impl Group {
@@ -241,11 +245,13 @@ impl Fanout {
             match attempt {
                 Ok(found) => found,
                 Err(pending) => {
+                    let (started, started_rx) = watch::channel(false);
                     let group = Arc::new(Group {
                         key: key.clone(),
                         policy: analysis.policy,
                         members: Mutex::new(Members::default()),
                         leader: Mutex::new(None),
+                        started: started_rx,
                     });
                     let slot = group.members().insert(pending.0, pending.1);
                     groups.insert(key, group.clone());
@@ -253,7 +259,8 @@ impl Fanout {
                     if let Some(p) = &principal {
                         shared_request = shared_request.data(p.clone());
                     }
-                    let task = tokio::spawn(self.clone().lead(group.clone(), shared_request));
+                    let task =
+                        tokio::spawn(self.clone().lead(group.clone(), shared_request, started));
                     *group.leader() = Some(task.abort_handle());
                     (group, slot)
                 }

@@ -90,6 +90,7 @@ impl SubscriptionRoot {
             .await
             .map_err(store)?
             .ok_or_else(|| not_found("match", id.as_str()))?;
+        tap.started();
         let mut last = current.version;
         let first = match since_version {
             Some(v) if (current.version as i64) > v => Some(current),
@@ -146,6 +147,7 @@ impl SubscriptionRoot {
         let services = ctx.data::<Services>()?.clone();
         let tap = ctx.data_opt::<PositionTap>().cloned().unwrap_or_default();
         let mut sub = services.broker.subscribe(Topic::All);
+        tap.started();
         Ok(async_stream::stream! {
             // Per match: the newest version seen and whether the filter admitted it, so each
             // match's versions strictly rise and a match leaving the filter is sent once.
@@ -217,6 +219,7 @@ impl SubscriptionRoot {
             .await
             .map_err(store)?
             .ok_or_else(|| not_found("match", id.as_str()))?;
+        tap.started();
         let mut last = match after_seq {
             Some(s) => s as u32,
             None => current.last_seq,

@@ -221,6 +221,16 @@ fn not_graphql(media: Media, error: &serde_json::Error) -> Response {
     )
 }
 
+/// A GET whose query string is not a GraphQL request.
+fn not_a_request(media: Media, message: &str) -> Response {
+    refuse(
+        media,
+        StatusCode::BAD_REQUEST,
+        format!("not a GraphQL request: {message}"),
+        BAD_REQUEST,
+    )
+}
+
 /// A batch: each request in order, answered as a JSON array in the same order.
 async fn batch_response(
     state: &AppState,
@@ -295,14 +305,7 @@ pub async fn graphql_get(
         }
         let params = match GetParams::parse(parts.uri.query().unwrap_or("")) {
             Ok(p) => p,
-            Err(message) => {
-                return refuse(
-                    media,
-                    StatusCode::BAD_REQUEST,
-                    format!("not a GraphQL request: {message}"),
-                    BAD_REQUEST,
-                )
-            }
+            Err(message) => return not_a_request(media, &message),
         };
         if super::stream::wanted(&parts.headers, &params) {
             return super::stream::serve(
@@ -321,14 +324,7 @@ pub async fn graphql_get(
     }
     let params = match GetParams::parse(parts.uri.query().unwrap_or("")) {
         Ok(p) => p,
-        Err(message) => {
-            return refuse(
-                media,
-                StatusCode::BAD_REQUEST,
-                format!("not a GraphQL request: {message}"),
-                BAD_REQUEST,
-            )
-        }
+        Err(message) => return not_a_request(media, &message),
     };
     let answer = run(
         &state,

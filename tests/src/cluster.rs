@@ -382,13 +382,25 @@ impl Cluster {
     }
 }
 
-/// A signed `POST /internal/publish` of one fresh change; returns the status code.
+/// A signed `POST /internal/publish` of one fresh change; returns the status code. Every call
+/// is signed anew, as the stream-handler signs every attempt: the timestamp is the current
+/// second, or one past the last one used if that is not in the past (the API refuses the same
+/// signed request twice with 409, and a retry of the same body within a second would be one).
 pub async fn publish_directly(app: &TestApp, change: scoreline_core::Change) -> u16 {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
     let body = serde_json::to_vec(&scoreline_core::ChangeBatch::new(vec![change])).unwrap();
-    let now = std::time::SystemTime::now()
+    let second = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
+    let previous = LAST
+        .fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |last| Some(second.max(last + 1)),
+        )
+        .expect("the update always applies");
+    let now = second.max(previous + 1);
     app.http
         .post(app.publish_url())
         .header(scoreline_core::publish::TIMESTAMP_HEADER, now.to_string())

@@ -433,11 +433,14 @@ mod tests {
             },
         );
         gate.held().await;
+        // Give the replay its turn: before the fix it read the store here, ahead of the shared
+        // execution (with the fix it waits for it, so there is no event to await instead).
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
         // Version 2 commits while the shared execution has not read the store yet; then it
-        // reads it as its starting state, and the change arrives through the broker.
+        // reads it as its starting state, and the change arrives through the broker (before or
+        // after that read: either way the shared execution does not send it).
         let v2 = a_match("m1", 2, 1);
         store
             .commit(&MatchWrite {
@@ -448,7 +451,6 @@ mod tests {
             .await
             .unwrap();
         gate.release();
-        tokio::time::sleep(Duration::from_millis(50)).await;
         broker
             .publish(&[Arc::new(Change::Match(Box::new(v2)))])
             .await

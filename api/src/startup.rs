@@ -127,7 +127,7 @@ pub fn router(state: AppState, options: &RouterOptions) -> anyhow::Result<Router
             StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,
         ))
-        .layer(http::cors(&options.cors_allowed_origins)?);
+        .layer(http::CorsLayer::new(&options.cors_allowed_origins)?);
     // Change batches are larger than client requests: the publish endpoint has its own limit.
     let internal = Router::new()
         .route("/internal/publish", post(http::publish))
@@ -262,6 +262,7 @@ impl Application {
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let fanout = Arc::new(Fanout::new(schema.clone(), metrics.clone()));
+        let documents = Arc::new(DocumentCache::new(&schema.sdl()));
         let state = AppState(Arc::new(Shared {
             schema,
             store,
@@ -282,7 +283,7 @@ impl Application {
             },
             fanout,
             metrics,
-            documents: Arc::new(DocumentCache::default()),
+            documents,
             persisted: Arc::new(persisted),
             responses,
             http_cache_max_age: config.http_cache_max_age_secs,

@@ -320,6 +320,38 @@ impl Admin {
             .as_u64()
             .context("updateScore version")? as u32)
     }
+
+    /// Sets the clock of `match_id` to a reading that differs from step `step - 1`'s; returns
+    /// the new version.
+    pub async fn update_clock(&self, match_id: &str, step: u64) -> anyhow::Result<u32> {
+        let data = self
+            .call(
+                "mutation($i: UpdateClockInput!) { updateClock(input: $i) { version } }",
+                json!({"i": {"matchId": match_id, "elapsedSeconds": clock_for_step(step)}}),
+            )
+            .await?;
+        Ok(data["updateClock"]["version"]
+            .as_u64()
+            .context("updateClock version")? as u32)
+    }
+
+    /// One update of the kind asked for.
+    pub async fn update(
+        &self,
+        kind: crate::ws::Update,
+        match_id: &str,
+        step: u64,
+    ) -> anyhow::Result<u32> {
+        match kind {
+            crate::ws::Update::Score => self.update_score(match_id, step).await,
+            crate::ws::Update::Clock => self.update_clock(match_id, step).await,
+        }
+    }
+}
+
+/// Clock readings stay within the schema's bound (21,600 s) and consecutive steps differ.
+pub fn clock_for_step(step: u64) -> u64 {
+    step % 21_600
 }
 
 /// Scores stay within the schema's bound (999) and consecutive steps always differ.
@@ -337,6 +369,8 @@ mod tests {
             let (h, a) = score_for_step(step);
             assert!(h <= 999 && a <= 999);
             assert_ne!(score_for_step(step), score_for_step(step + 1));
+            assert!(clock_for_step(step) <= 21_600);
+            assert_ne!(clock_for_step(step), clock_for_step(step + 1));
         }
     }
 

@@ -66,6 +66,18 @@ pub enum Client {
     Tungstenite,
 }
 
+/// The change each update makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Update {
+    /// `updateScore`: the score changes and the match's timeline gains an event, so the
+    /// stored data grows with every update.
+    Score,
+    /// `updateClock`: the clock reading changes and nothing is appended, so the stored data
+    /// stays the same size however long the run (for soaks on the memory store, whose data
+    /// is the server's own memory).
+    Clock,
+}
+
 #[derive(Args, Clone, Debug)]
 pub struct WsArgs {
     #[command(flatten)]
@@ -132,6 +144,9 @@ pub struct WsArgs {
     /// Seconds into the updates from which RSS growth is reported (warm-up before it).
     #[arg(long, default_value_t = 300)]
     pub rss_growth_from: u64,
+    /// What each update changes.
+    #[arg(long, value_enum, default_value = "score")]
+    pub update: Update,
 }
 
 /// The subscription every connection runs: one match's changes, a frame of ~120 bytes.
@@ -430,7 +445,7 @@ async fn run_once(
     let mut barrier_updates = 0u64;
     while shared.ready.load(Relaxed) < subscribed && Instant::now() < barrier_deadline {
         for m in 0..args.matches {
-            versions[m] = admin.update_score(&match_ids[m], steps[m]).await?;
+            versions[m] = admin.update(args.update, &match_ids[m], steps[m]).await?;
             steps[m] += 1;
             barrier_updates += 1;
         }
@@ -540,6 +555,7 @@ async fn run_once(
         _ => None,
     };
     let mut senders = JoinSet::new();
+    let kind = args.update;
     for i in 0..updates {
         let m = i % args.matches;
         let step = steps[m];
@@ -556,7 +572,7 @@ async fn run_once(
         // response's version says which change this send caused.
         senders.spawn(async move {
             let sent = shared.now_ns();
-            match admin.update_score(&id, step).await {
+            match admin.update(kind, &id, step).await {
                 Ok(v) => sends.lock().unwrap().push((m, v, sent, shared.now_ns())),
                 Err(e) => {
                     errors.fetch_add(1, Relaxed);

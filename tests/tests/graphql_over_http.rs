@@ -165,6 +165,48 @@ async fn the_graphql_response_media_type_gets_its_status_codes_and_legacy_json_i
 }
 
 #[tokio::test]
+async fn a_document_validated_before_still_refuses_variables_of_the_wrong_type() {
+    // The first request validates the document in full; later ones only check their variables,
+    // and must refuse what the full validation refuses, with the same answer.
+    let app = TestApp::spawn_with(|c| c.response_cache_bytes = 0).await;
+    let accept = Some("application/graphql-response+json, application/json;q=0.9");
+    let query = "query($id: ID!, $n: Int) { match(id: $id) { id events(first: $n) { seq } } }";
+    let ok = json!({"query": query, "variables": {"id": "soccer-live-1", "n": 2}});
+    for _ in 0..2 {
+        let (status, _, body) = post(&app, accept, ok.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    for variables in [
+        json!({"id": true}),
+        json!({"id": null}),
+        json!({"id": "soccer-live-1", "n": "two"}),
+        json!({"id": "soccer-live-1", "n": 2.5}),
+    ] {
+        let (status, _, body) = post(
+            &app,
+            accept,
+            json!({"query": query, "variables": variables}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{variables}: {body}");
+        assert_eq!(
+            code(&body),
+            "GRAPHQL_VALIDATION_FAILED",
+            "{variables}: {body}"
+        );
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Invalid value for argument")),
+            "{body}"
+        );
+    }
+    let (status, _, body) = post(&app, accept, ok).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
 async fn a_mutation_over_get_is_405_with_the_graphql_response_media_type() {
     let app = TestApp::spawn().await;
     let mutation = "mutation { setMatchStatus(input: {matchId: \"m\", status: LIVE}) { id } }";

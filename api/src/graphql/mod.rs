@@ -12,5 +12,6 @@ pub mod response_cache;
 pub mod schema;
 pub mod subscription;
 pub mod types;
+pub mod variables;
 
 pub use schema::{build_schema, sdl, SchemaLimits, ScorelineSchema};

@@ -17,6 +17,7 @@ use futures::StreamExt;
 use scoreline_core::store::Store;
 
 use crate::broker::Broker;
+use crate::graphql::documents::{Validated, Validating};
 use crate::graphql::error::{
     cap_errors, code_of, ensure_code, parse_error_without_input, BAD_REQUEST, BAD_USER_INPUT,
     GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED,
@@ -100,9 +101,11 @@ pub fn sdl() -> String {
 /// Gives every error an `extensions.code`, by the stage that raised it; caps the errors of one
 /// response (`cap_errors`) and keeps parse errors from quoting the document back. Every
 /// error of a request, subscription item or WebSocket operation passes through here. Also
-/// applies the [`DocumentLimits`] to every parsed document, before validation. One extension
-/// does both: async-graphql runs every field of every request through each extension's
-/// `resolve` hook, so each extension costs per field even when it has nothing to do there.
+/// applies the [`DocumentLimits`] to every parsed document, before validation, and skips the
+/// validation of a document that passed it before when the request's variables fit
+/// ([`Validated`], `documents.rs`). One extension does all three: async-graphql runs every
+/// field of every request through each extension's `resolve` hook, so each extension costs per
+/// field even when it has nothing to do there.
 struct ErrorCodes {
     limits: Option<DocumentLimits>,
 }
@@ -174,7 +177,14 @@ impl Extension for ErrorCodes {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
+        if let Some(Validated(result)) = ctx.data_opt::<Validated>() {
+            return Ok(*result);
+        }
+        let result = next.run(ctx).await;
+        if let (Ok(passed), Some(document)) = (&result, ctx.data_opt::<Validating>()) {
+            document.passed(*passed);
+        }
+        result.map_err(|errors| {
             cap_errors(
                 errors
                     .into_iter()

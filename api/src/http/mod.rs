@@ -15,6 +15,7 @@
 //! - here: health, readiness, metrics, CORS.
 
 mod access;
+mod cors;
 mod graphiql;
 mod graphql;
 mod oidc;
@@ -25,16 +26,14 @@ mod replay;
 mod single;
 mod stream;
 
-use std::time::Duration;
-
 use axum::extract::State;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 pub use access::access_log;
+pub use cors::CorsLayer;
 pub use graphiql::{graphiql_asset, graphiql_page};
 pub use graphql::{graphql_get, graphql_post};
 pub use oidc::{ConsoleSignIn, ConsoleToken, SignInConfig};
@@ -43,47 +42,6 @@ pub use publish::{publish, publish_auth, PublishAuth};
 pub use single::{reserve as graphql_put, stop as graphql_delete, Reservations};
 
 use crate::startup::AppState;
-
-/// CORS for browser apps on other origins: `CORS_ALLOWED_ORIGINS` is `*` or a comma-separated
-/// list. Credentials (cookies) are never allowed: auth is a bearer token the app sends itself.
-/// Preflights are answered for whatever headers the client asks to send (Apollo's
-/// `apollographql-client-name`, tracing headers, ...), for a day.
-pub fn cors(allowed_origins: &str) -> anyhow::Result<CorsLayer> {
-    let origins = allowed_origins.trim();
-    let allow_origin = if origins == "*" {
-        AllowOrigin::any()
-    } else {
-        let list = origins
-            .split(',')
-            .map(str::trim)
-            .filter(|o| !o.is_empty())
-            .map(|o| {
-                anyhow::ensure!(
-                    o.starts_with("http://") || o.starts_with("https://"),
-                    "CORS_ALLOWED_ORIGINS: {o:?} is not an origin such as https://app.example.com"
-                );
-                HeaderValue::from_str(o.trim_end_matches('/')).map_err(anyhow::Error::from)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        anyhow::ensure!(
-            !list.is_empty(),
-            "CORS_ALLOWED_ORIGINS is empty: use * or a list of origins"
-        );
-        AllowOrigin::list(list)
-    };
-    Ok(CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers([header::ETAG, header::RETRY_AFTER])
-        .max_age(Duration::from_secs(24 * 3600)))
-}
 
 pub async fn healthz() -> &'static str {
     "ok"

@@ -382,7 +382,7 @@ pub(super) fn operation_type(
     Ok(state
         .documents
         .prepare(request)
-        .and_then(|doc| DocumentCache::operation_type(&doc, request)))
+        .and_then(|doc| DocumentCache::operation_type(doc.parsed(), request)))
 }
 
 pub(super) fn json_response(

@@ -214,7 +214,7 @@ pub(in crate::http) async fn run(
     let document = state.documents.document(&request);
     let operation = document
         .as_deref()
-        .and_then(|doc| DocumentCache::operation_type(doc, &request));
+        .and_then(|doc| DocumentCache::operation_type(doc.parsed(), &request));
     if let (Some(p), Some(OperationType::Mutation)) = (principal, operation) {
         if let Err(refusal) = state.admission.by_subject.take(&p.subject, 1) {
             let mut answer = refusal_answer(&refusal);
@@ -238,7 +238,8 @@ pub(in crate::http) async fn run(
         return with_name(Answer::cached(hit));
     }
     if let Some(document) = document {
-        request.set_parsed_query((*document).clone());
+        request.set_parsed_query(document.parsed().clone());
+        state.documents.validation(&document, &mut request);
     }
     let Some(_permit) = busy_permit(state).await else {
         let error = ServerError::new(

@@ -207,9 +207,13 @@ async fn get_queries_carry_an_etag_and_if_none_match_gets_304() {
     // Signed in: revalidated, never kept by shared caches. Errors: not kept at all.
     let admin = format!("Bearer {}", TestApp::token(api::Role::Admin));
     let private = get(&app, MATCH, vars, &[("authorization", &admin)]).await;
+    let cache_control = header(&private, "cache-control");
+    let status = private.status();
     assert_eq!(
-        header(&private, "cache-control").as_deref(),
-        Some("private, no-cache")
+        cache_control.as_deref(),
+        Some("private, no-cache"),
+        "{status}: {}",
+        private.text().await.unwrap_or_default()
     );
     let error = get(&app, MATCH, json!({"id": "not a valid id!"}), &[]).await;
     assert_eq!(header(&error, "cache-control").as_deref(), Some("no-store"));

@@ -9,6 +9,12 @@ use api::{
 };
 use clap::Parser;
 
+/// mimalloc rather than the system allocator: a query answered from the cache makes some 50
+/// small allocations, and glibc's `malloc` and `free` were a quarter of its instructions
+/// (docs/benchmarks.md, the read path).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

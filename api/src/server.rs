@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -27,6 +26,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt as _;
+
+use crate::http::Front;
 
 /// Descriptors kept free for everything that is not a client connection (the store's and the
 /// broker's connections, files, the listener).
@@ -84,7 +85,7 @@ pub fn connection_capacity() -> usize {
 /// detached and end on their own shutdown signal).
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: Front,
     limits: ServerLimits,
     stats: Arc<ConnectionStats>,
     signal: impl Future<Output = ()> + Send,
@@ -142,7 +143,7 @@ impl Drop for OpenGuard {
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    router: Router,
+    router: Front,
     limits: ServerLimits,
     mut stop: watch::Receiver<bool>,
 ) {

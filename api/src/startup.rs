@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use scoreline_core::publish::Publisher;
@@ -16,9 +15,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::admission::{Admission, RateLimiter, Streams, MAX_RATE_KEYS};
 use crate::auth::{Authenticator, Role};
@@ -96,8 +92,10 @@ pub struct RouterOptions {
     pub request_timeout: Duration,
 }
 
-pub fn router(state: AppState, options: &RouterOptions) -> anyhow::Result<Router> {
-    let mut public = Router::new()
+/// The public routes and the publish endpoint, inside [`http::Front`] (the access log, CORS,
+/// the timeout, the body limits and the panic guard).
+pub fn router(state: AppState, options: &RouterOptions) -> anyhow::Result<http::Front> {
+    let mut routes = Router::new()
         .route(
             "/graphql",
             get(http::graphql_get)
@@ -110,33 +108,25 @@ pub fn router(state: AppState, options: &RouterOptions) -> anyhow::Result<Router
         .route("/console", get(http::console_page))
         .route("/console-sw.js", get(http::console_worker))
         .route("/scoreboard", get(http::scoreboard_page))
-        .route("/assets/{file}", get(http::page_asset));
+        .route("/assets/{file}", get(http::page_asset))
+        .route(http::PUBLISH_PATH, post(http::publish));
     if options.public_metrics {
-        public = public.route("/metrics", get(http::metrics));
+        routes = routes.route("/metrics", get(http::metrics));
     }
     if options.graphiql {
-        public = public
+        routes = routes
             .route("/", get(http::graphiql_page))
             .route("/graphiql/{file}", get(http::graphiql_asset));
     }
-    // Browser apps on other origins call the API; the publish endpoint is for the
-    // stream-handler only, so it gets no CORS.
-    let public = public
-        .layer(RequestBodyLimitLayer::new(state.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            options.request_timeout,
-        ))
-        .layer(http::CorsLayer::new(&options.cors_allowed_origins)?);
-    // Change batches are larger than client requests: the publish endpoint has its own limit.
-    let internal = Router::new()
-        .route("/internal/publish", post(http::publish))
-        .layer(RequestBodyLimitLayer::new(state.max_publish_body_bytes));
-    let mut router = public.merge(internal).layer(CatchPanicLayer::new());
-    if options.access_log {
-        router = router.layer(axum::middleware::from_fn(http::access_log));
-    }
-    Ok(router.with_state(state))
+    let front = http::FrontOptions {
+        cors: http::Cors::new(&options.cors_allowed_origins)?,
+        body_limit: state.max_body_bytes,
+        // Change batches are larger than client requests.
+        publish_body_limit: state.max_publish_body_bytes,
+        timeout: options.request_timeout,
+        access_log: options.access_log,
+    };
+    Ok(http::Front::new(routes.with_state(state), front))
 }
 
 /// `/metrics` alone, for its own listener (`METRICS_ADDR`).
@@ -149,7 +139,7 @@ pub fn metrics_router(state: AppState) -> Router {
 pub struct Application {
     listener: TcpListener,
     limits: ServerLimits,
-    router: Router,
+    router: http::Front,
     /// The metrics listener and its router, with `METRICS_ADDR`.
     metrics: Option<(TcpListener, Router)>,
     state: AppState,

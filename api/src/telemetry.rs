@@ -21,8 +21,7 @@ use crate::config::LogFormat;
 /// Sets up logging; returns whether lines are JSON, so that what the process prints for people
 /// (the start-up banner) goes through the log instead, and every line stays JSON.
 pub fn init(format: LogFormat) -> bool {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = subscriber_fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -6,8 +6,7 @@
 
 use std::time::Instant;
 
-use axum::extract::Request;
-use axum::middleware::Next;
+use axum::http::Method;
 use axum::response::Response;
 
 /// What a handler tells the access log, as a response extension.
@@ -17,12 +16,10 @@ pub struct AccessNote {
     pub subject: Option<String>,
 }
 
-pub async fn access_log(request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = request.method().clone();
-    let uri = request.uri().clone();
-    let (method, path) = (method.as_str(), uri.path());
-    let response = next.run(request).await;
+/// The line of a request that started at `start` and was answered with `response`
+/// ([`super::front`] calls it for every request).
+pub(super) fn log(method: &Method, path: &str, start: Instant, response: &Response) {
+    let method = method.as_str();
     let note = response.extensions().get::<AccessNote>();
     let operation = note.and_then(|n| n.operation.as_deref()).unwrap_or("");
     let subject = note.and_then(|n| n.subject.as_deref()).unwrap_or("");
@@ -44,5 +41,4 @@ pub async fn access_log(request: Request, next: Next) -> Response {
             "request"
         );
     }
-    response
 }

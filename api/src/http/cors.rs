@@ -3,27 +3,18 @@
 //! Preflights (every `OPTIONS` request) are answered here for whatever headers the client asks
 //! to send (Apollo's `apollographql-client-name`, tracing headers, ...), for a day.
 //!
-//! The headers are built once, when the server starts, and the layer shares them: axum clones
-//! a route's whole service stack for every request, and every query pays for what CORS does
-//! per request.
-
-use std::sync::Arc;
-use std::task::{Context, Poll};
+//! The headers are built once, when the server starts; [`super::front`] applies the policy to
+//! every request but those to the publish endpoint.
 
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::future::BoxFuture;
-use tower::{Layer, Service};
 
 /// Seconds a browser may keep a preflight's answer.
 const MAX_AGE_SECS: u32 = 24 * 3600;
 
-/// The CORS policy, as a layer for the public routes.
-#[derive(Clone)]
-pub struct CorsLayer(Arc<Policy>);
-
-struct Policy {
+/// The CORS policy of the public routes.
+pub struct Cors {
     /// `None`: any origin (`*`).
     origins: Option<Vec<HeaderValue>>,
     allow_methods: HeaderValue,
@@ -32,7 +23,7 @@ struct Policy {
     vary: HeaderValue,
 }
 
-impl CorsLayer {
+impl Cors {
     /// The policy `CORS_ALLOWED_ORIGINS` describes; an entry that is not an `http(s)://`
     /// origin is refused.
     pub fn new(allowed_origins: &str) -> anyhow::Result<Self> {
@@ -58,7 +49,7 @@ impl CorsLayer {
             );
             Some(list)
         };
-        Ok(Self(Arc::new(Policy {
+        Ok(Self {
             origins,
             allow_methods: HeaderValue::from_static("GET,POST,PUT,DELETE,OPTIONS"),
             expose_headers: HeaderValue::from_static("etag,retry-after"),
@@ -66,20 +57,19 @@ impl CorsLayer {
             vary: HeaderValue::from_static(
                 "origin, access-control-request-method, access-control-request-headers",
             ),
-        })))
+        })
     }
-}
 
-impl Policy {
     /// `Access-Control-Allow-Origin` for a request from `origin`, if it is allowed.
-    fn allow_origin(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+    pub(super) fn allow_origin(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
         match &self.origins {
             None => Some(HeaderValue::from_static("*")),
             Some(list) => origin.filter(|o| list.contains(o)).cloned(),
         }
     }
 
-    fn preflight(&self, request: &Request) -> Response {
+    /// The answer to an `OPTIONS` request.
+    pub(super) fn preflight(&self, request: &Request) -> Response {
         let mut response = StatusCode::OK.into_response();
         let headers = response.headers_mut();
         headers.insert(header::VARY, self.vary.clone());
@@ -101,7 +91,7 @@ impl Policy {
     }
 
     /// The CORS headers of an answer (the handler's own `Vary` is kept).
-    fn decorate(&self, headers: &mut HeaderMap, origin: Option<HeaderValue>) {
+    pub(super) fn decorate(&self, headers: &mut HeaderMap, origin: Option<HeaderValue>) {
         headers.append(header::VARY, self.vary.clone());
         if let Some(origin) = origin {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -113,80 +103,27 @@ impl Policy {
     }
 }
 
-impl<S> Layer<S> for CorsLayer {
-    type Service = Cors<S>;
-
-    fn layer(&self, inner: S) -> Cors<S> {
-        Cors {
-            policy: self.0.clone(),
-            inner,
-        }
-    }
-}
-
-/// A route behind the CORS policy.
-#[derive(Clone)]
-pub struct Cors<S> {
-    policy: Arc<Policy>,
-    inner: S,
-}
-
-impl<S> Service<Request> for Cors<S>
-where
-    S: Service<Request, Response = Response> + Send + 'static,
-    S::Error: Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        if request.method() == Method::OPTIONS {
-            let response = self.policy.preflight(&request);
-            return Box::pin(std::future::ready(Ok(response)));
-        }
-        let origin = self
-            .policy
-            .allow_origin(request.headers().get(header::ORIGIN));
-        let policy = self.policy.clone();
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = answer.await?;
-            policy.decorate(response.headers_mut(), origin);
-            Ok(response)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn origins_are_checked_when_the_server_starts() {
-        assert!(CorsLayer::new("*").is_ok());
-        assert!(CorsLayer::new("https://a.example.com, http://b.example.com/").is_ok());
-        assert!(CorsLayer::new("a.example.com").is_err());
-        assert!(CorsLayer::new(" , ").is_err());
+        assert!(Cors::new("*").is_ok());
+        assert!(Cors::new("https://a.example.com, http://b.example.com/").is_ok());
+        assert!(Cors::new("a.example.com").is_err());
+        assert!(Cors::new(" , ").is_err());
     }
 
     #[test]
     fn a_listed_origin_is_echoed_and_others_get_nothing() {
-        let layer = CorsLayer::new("https://a.example.com/").unwrap();
+        let layer = Cors::new("https://a.example.com/").unwrap();
         let listed = HeaderValue::from_static("https://a.example.com");
-        assert_eq!(layer.0.allow_origin(Some(&listed)), Some(listed));
+        assert_eq!(layer.allow_origin(Some(&listed)), Some(listed));
         let other = HeaderValue::from_static("https://b.example.com");
-        assert_eq!(layer.0.allow_origin(Some(&other)), None);
-        assert_eq!(layer.0.allow_origin(None), None);
-        let any = CorsLayer::new("*").unwrap();
-        assert_eq!(
-            any.0.allow_origin(None),
-            Some(HeaderValue::from_static("*"))
-        );
+        assert_eq!(layer.allow_origin(Some(&other)), None);
+        assert_eq!(layer.allow_origin(None), None);
+        let any = Cors::new("*").unwrap();
+        assert_eq!(any.allow_origin(None), Some(HeaderValue::from_static("*")));
     }
 }

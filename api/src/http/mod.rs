@@ -11,11 +11,13 @@
 //! - `pages`: the console and scoreboard pages, their files and service worker, embedded too.
 //! - `oidc`: the console's sign-in settings, and its OpenID provider's discovery document.
 //! - `publish`: `POST /internal/publish`; `replay`: the memory of requests it received.
-//! - `access`: the access log.
-//! - here: health, readiness, metrics, CORS.
+//! - `front`: what surrounds the router: the access log (`access`), CORS (`cors`), the
+//!   timeout, the body limits and the panic guard.
+//! - here: health, readiness, metrics.
 
 mod access;
 mod cors;
+mod front;
 mod graphiql;
 mod graphql;
 mod oidc;
@@ -32,8 +34,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-pub use access::access_log;
-pub use cors::CorsLayer;
+pub use cors::Cors;
+pub use front::{Front, FrontOptions, PUBLISH_PATH};
 pub use graphiql::{graphiql_asset, graphiql_page};
 pub use graphql::{graphql_get, graphql_post};
 pub use oidc::{ConsoleSignIn, ConsoleToken, SignInConfig};

@@ -10,8 +10,10 @@ use api::{
 use clap::Parser;
 
 /// mimalloc rather than the system allocator: a query answered from the cache makes some 50
-/// small allocations, and glibc's `malloc` and `free` were a quarter of its instructions
-/// (docs/benchmarks.md, the read path).
+/// small allocations, and glibc's `malloc` and `free` were a quarter of its instructions. Version
+/// 2, built without transparent huge pages (`no_thp`): where the kernel makes every mapping huge,
+/// its memory otherwise grew in 2 MiB pages and a client that stops reading held three times
+/// the memory. docs/benchmarks.md (the read path, third pass) has the figures.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

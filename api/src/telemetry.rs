@@ -53,12 +53,11 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        write!(
-            writer,
-            "{{\"timestamp\":\"{now}\",\"level\":\"{}\"",
-            meta.level()
-        )?;
+        writer.write_str("{\"timestamp\":\"")?;
+        Timestamp::now().write(&mut writer)?;
+        writer.write_str("\",\"level\":\"")?;
+        writer.write_str(meta.level().as_str())?;
+        writer.write_char('"')?;
         let mut fields = JsonFields {
             writer: &mut writer,
             result: Ok(()),
@@ -129,7 +128,9 @@ impl Visit for JsonFields<'_, '_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         // JSON has no NaN or infinities; serde_json writes them as null too.
         if value.is_finite() {
-            self.pair(field, |w| write!(w, "{value}"));
+            self.pair(field, |w| {
+                w.write_str(ryu::Buffer::new().format_finite(value))
+            });
         } else {
             self.pair(field, |w| w.write_str("null"));
         }
@@ -142,6 +143,70 @@ impl Visit for JsonFields<'_, '_> {
             w.write_char('"')
         });
     }
+}
+
+/// A time as RFC 3339 in UTC with microseconds (`2026-12-04T22:39:53.123456Z`), as chrono
+/// writes it, without formatting machinery: every log line starts with one.
+struct Timestamp {
+    /// Microseconds since the Unix epoch.
+    micros: i64,
+}
+
+impl Timestamp {
+    fn now() -> Self {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            micros: i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Writes the text; years outside 0 to 9999 go through chrono.
+    fn write(&self, writer: &mut impl fmt::Write) -> fmt::Result {
+        let (secs, micros) = (
+            self.micros.div_euclid(1_000_000),
+            self.micros.rem_euclid(1_000_000),
+        );
+        let (days, second_of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (year, month, day) = civil_from_days(days);
+        if !(0..=9999).contains(&year) {
+            let text = chrono::DateTime::from_timestamp_micros(self.micros)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                .unwrap_or_default();
+            return writer.write_str(&text);
+        }
+        let mut out = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut value: i64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, second_of_day / 3600);
+        put(14, 2, second_of_day / 60 % 60);
+        put(17, 2, second_of_day % 60);
+        put(20, 6, micros);
+        writer.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// The proleptic Gregorian (year, month, day) of a day counted from 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// `value` as a JSON string.
@@ -258,5 +323,53 @@ mod tests {
         assert_eq!(second["spans"][0]["name"], "invoke");
         assert_eq!(second["spans"][0]["fields"], "operation=\"PutItem\"");
         assert!(lines.next().is_none());
+    }
+
+    fn written(micros: i64) -> String {
+        let mut text = String::new();
+        Timestamp { micros }.write(&mut text).unwrap();
+        text
+    }
+
+    fn chrono_text(micros: i64) -> String {
+        chrono::DateTime::from_timestamp_micros(micros)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    }
+
+    #[test]
+    fn timestamps_read_as_chrono_writes_them() {
+        // Leap days, year and century ends, the epoch, before it, and the last year of four
+        // digits.
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "1969-12-31T23:59:59.999999Z",
+            "2000-02-29T12:00:00.5Z",
+            "2026-12-31T23:59:59.999999Z",
+            "2100-03-01T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999Z",
+        ] {
+            let micros = chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .timestamp_micros();
+            assert_eq!(written(micros), chrono_text(micros), "{text}");
+        }
+        assert_eq!(written(0), "1970-01-01T00:00:00.000000Z");
+        // Beyond four-digit years chrono writes the text.
+        let far = chrono::DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+            .unwrap()
+            .timestamp_micros()
+            + 86_400_000_000;
+        assert_eq!(written(far), chrono_text(far));
+        let now = Timestamp::now().micros;
+        assert_eq!(written(now), chrono_text(now));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_instant_reads_as_chrono_writes_it(micros in -62_167_219_200_000_000i64..253_402_300_800_000_000) {
+            proptest::prop_assert_eq!(written(micros), chrono_text(micros));
+        }
     }
 }

@@ -182,18 +182,19 @@ impl ResponseCache {
         self.enabled() && self.broker.as_ref().is_none_or(|b| b.hears_changes())
     }
 
-    /// The key of a request: its query text, operation name and variables.
+    /// The key of a request: its query text, operation name and variables (as JSON, written
+    /// straight into the key).
     pub fn key(request: &async_graphql::Request) -> String {
-        let variables = request.variables.to_string();
         let operation = request.operation_name.as_deref().unwrap_or("");
-        let mut key =
-            String::with_capacity(request.query.len() + operation.len() + 2 + variables.len());
-        key.push_str(&request.query);
-        key.push('\0');
-        key.push_str(operation);
-        key.push('\0');
-        key.push_str(&variables);
-        key
+        let mut key = Vec::with_capacity(request.query.len() + operation.len() + 64);
+        key.extend_from_slice(request.query.as_bytes());
+        key.push(0);
+        key.extend_from_slice(operation.as_bytes());
+        key.push(0);
+        // Writing into a Vec cannot fail, and JSON is text: the key is UTF-8.
+        let _ = serde_json::to_writer(&mut key, &request.variables);
+        String::from_utf8(key)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// Taken before computing a response that may be stored.
@@ -546,6 +547,18 @@ mod tests {
             serde_json::json!({"id": "b"}),
         ));
         assert_ne!(ResponseCache::key(&a), ResponseCache::key(&b));
+        let quote = async_graphql::Request::new("q").variables(
+            async_graphql::Variables::from_json(serde_json::json!({"id": "a\",\"x\":\"b"})),
+        );
+        let two = async_graphql::Request::new("q").variables(async_graphql::Variables::from_json(
+            serde_json::json!({"id": "a", "x": "b"}),
+        ));
+        assert_ne!(ResponseCache::key(&quote), ResponseCache::key(&two));
+        let named = async_graphql::Request::new("q").operation_name("Q");
+        assert_ne!(
+            ResponseCache::key(&named),
+            ResponseCache::key(&async_graphql::Request::new("q"))
+        );
     }
 
     #[test]

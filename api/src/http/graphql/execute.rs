@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::admission::Refusal;
 use crate::auth::Principal;
-use crate::graphql::documents::DocumentCache;
+use crate::graphql::documents::{Document, DocumentCache};
 use crate::graphql::error::{code_of, BAD_REQUEST, REQUEST_ERROR_CODES, SERVICE_UNAVAILABLE};
 use crate::graphql::guard::HttpGet;
 use crate::graphql::response_cache::{etag, Cached, Reads, ResponseCache};
@@ -237,37 +237,64 @@ pub(in crate::http) async fn run(
     if let Some(hit) = key.as_deref().and_then(|k| cache.get(k)) {
         return with_name(Answer::cached(hit));
     }
-    if let Some(document) = document {
-        request.set_parsed_query(document.parsed().clone());
-        state.documents.validation(&document, &mut request);
-    }
-    let Some(_permit) = busy_permit(state).await else {
-        let error = ServerError::new(
-            "the server is busy (MAX_CONCURRENT_REQUESTS); retry shortly",
-            None,
-        );
-        let mut error = with_code(error);
-        if let Some(extensions) = error.extensions.as_mut() {
-            extensions.set("code", SERVICE_UNAVAILABLE);
-        }
-        return with_name(Answer::errors(StatusCode::SERVICE_UNAVAILABLE, &[error]));
+    // Boxed: the execution's future is large, and a request answered above would move it
+    // around for nothing.
+    let miss = Miss {
+        document,
+        key,
+        query,
     };
-    if !query {
-        return with_name(encode(&state.schema.execute(request).await, media));
+    with_name(Box::pin(miss.execute(state, request, method, media)).await)
+}
+
+/// A request the response cache did not answer.
+struct Miss {
+    document: Option<Arc<Document>>,
+    key: Option<String>,
+    query: bool,
+}
+
+impl Miss {
+    async fn execute(
+        self,
+        state: &AppState,
+        mut request: async_graphql::Request,
+        method: &Method,
+        media: Media,
+    ) -> Answer {
+        let cache = &state.responses;
+        if let Some(document) = self.document {
+            request.set_parsed_query(document.parsed().clone());
+            state.documents.validation(&document, &mut request);
+        }
+        let Some(_permit) = busy_permit(state).await else {
+            let error = ServerError::new(
+                "the server is busy (MAX_CONCURRENT_REQUESTS); retry shortly",
+                None,
+            );
+            let mut error = with_code(error);
+            if let Some(extensions) = error.extensions.as_mut() {
+                extensions.set("code", SERVICE_UNAVAILABLE);
+            }
+            return Answer::errors(StatusCode::SERVICE_UNAVAILABLE, &[error]);
+        };
+        if !self.query {
+            return encode(&state.schema.execute(request).await, media);
+        }
+        let ticket = cache.ticket();
+        let reads = Arc::new(Reads::default());
+        let response = state.schema.execute(request.data(reads.clone())).await;
+        let mut answer = encode(&response, media);
+        if !response.errors.is_empty() {
+            return answer;
+        }
+        answer.etag = Some(match (self.key, Arc::try_unwrap(reads)) {
+            (Some(key), Ok(reads)) => cache.put(key, answer.body.clone(), reads, ticket).etag,
+            _ if *method == Method::GET => etag(&answer.body),
+            _ => return answer,
+        });
+        answer
     }
-    let ticket = cache.ticket();
-    let reads = Arc::new(Reads::default());
-    let response = state.schema.execute(request.data(reads.clone())).await;
-    let mut answer = encode(&response, media);
-    if !response.errors.is_empty() {
-        return with_name(answer);
-    }
-    answer.etag = Some(match (key, Arc::try_unwrap(reads)) {
-        (Some(key), Ok(reads)) => cache.put(key, answer.body.clone(), reads, ticket).etag,
-        _ if *method == Method::GET => etag(&answer.body),
-        _ => return with_name(answer),
-    });
-    with_name(answer)
 }
 
 /// A permit to execute (`MAX_CONCURRENT_REQUESTS`), waiting at most the request timeout.

@@ -80,12 +80,12 @@ pub fn connection_capacity() -> usize {
     65_536
 }
 
-/// Serves `router` on `listener` until `signal` resolves, then stops accepting, lets hyper
-/// connections finish their requests, and returns once they have (upgraded WebSockets are
-/// detached and end on their own shutdown signal).
+/// Serves `front` (the router and what surrounds it) on `listener` until `signal` resolves,
+/// then stops accepting, lets hyper connections finish their requests, and returns once they
+/// have (upgraded WebSockets are detached and end on their own shutdown signal).
 pub async fn serve(
     listener: TcpListener,
-    router: Front,
+    front: Front,
     limits: ServerLimits,
     stats: Arc<ConnectionStats>,
     signal: impl Future<Output = ()> + Send,
@@ -116,11 +116,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         stats.open.fetch_add(1, Ordering::AcqRel);
         let guard = OpenGuard(stats.clone());
-        let router = router.clone();
+        let front = front.clone();
         let stop = stop_rx.clone();
         let done = done_rx.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, router, limits, stop).await;
+            serve_connection(stream, peer, front, limits, stop).await;
             drop(guard);
             drop(done);
         });
@@ -143,11 +143,11 @@ impl Drop for OpenGuard {
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    router: Front,
+    front: Front,
     limits: ServerLimits,
     mut stop: watch::Receiver<bool>,
 ) {
-    let service = router.map_request(move |request: axum::http::Request<Incoming>| {
+    let service = front.map_request(move |request: axum::http::Request<Incoming>| {
         let mut request = request.map(Body::new);
         request.extensions_mut().insert(ConnectInfo(peer));
         request

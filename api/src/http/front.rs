@@ -9,7 +9,8 @@
 //! That was a sixth of the instructions of a query answered from the response cache.
 //!
 //! Refusals here are GraphQL-shaped JSON, as the handlers' are: 413 (`BAD_REQUEST`) for a
-//! declared body over the limit (a chunked body over it is refused with 413 when it is read),
+//! declared body over the limit (a chunked body over it is refused with 413 by the extractor
+//! that reads it, which counts against the same limit rather than axum's default of 2 MiB),
 //! 408 (`SERVICE_UNAVAILABLE`) past the timeout, and 500 (`INTERNAL_SERVER_ERROR`) for a panic,
 //! which is logged and contained: the connection and the server go on.
 
@@ -20,8 +21,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, HttpBody};
-use axum::extract::Request;
+use axum::body::HttpBody;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -138,20 +139,21 @@ impl Inner {
 
 /// The request with its body bounded by `max` bytes, or a 413 when it declares more.
 ///
-/// A body whose length is declared (`Content-Length`, or none at all) needs no counting: hyper
-/// reads that many bytes and no more. Only a chunked body is wrapped, and refused with 413 when
-/// the handler reads past the limit.
+/// A body over the limit that does not declare its length (chunked) is refused with 413 by the
+/// extractor that reads it: the limit replaces axum's default of 2 MiB for that extractor.
 #[allow(clippy::result_large_err)]
-fn limit(request: Request, max: usize, setting: &str) -> Result<Request, Response> {
-    match request.body().size_hint().exact() {
-        Some(length) if length > max as u64 => Err(refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is over {max} bytes ({setting})"),
-            BAD_REQUEST,
-        )),
-        Some(_) => Ok(request),
-        None => Ok(request.map(|body| Body::new(http_body_util::Limited::new(body, max)))),
+fn limit(mut request: Request, max: usize, setting: &str) -> Result<Request, Response> {
+    if let Some(length) = request.body().size_hint().exact() {
+        if length > max as u64 {
+            return Err(refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is over {max} bytes ({setting})"),
+                BAD_REQUEST,
+            ));
+        }
     }
+    DefaultBodyLimit::max(max).apply(&mut request);
+    Ok(request)
 }
 
 fn timed_out(timeout: Duration) -> Response {
@@ -191,7 +193,7 @@ fn refuse(status: StatusCode, message: String, code: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Bytes;
+    use axum::body::{Body, Bytes};
     use axum::routing::{get, post};
     use tower::ServiceExt as _;
 
@@ -205,6 +207,8 @@ mod tests {
         body.len().to_string()
     }
 
+    const PUBLISH_LIMIT: usize = 3 << 20;
+
     fn front(access_log: bool) -> Front {
         let router = Router::new()
             .route("/boom", get(boom))
@@ -215,7 +219,8 @@ mod tests {
             FrontOptions {
                 cors: Cors::new("https://app.example.com").unwrap(),
                 body_limit: 10,
-                publish_body_limit: 100,
+                // Over axum's default limit for extractors (2 MiB).
+                publish_body_limit: PUBLISH_LIMIT,
                 timeout: Duration::from_secs(30),
                 access_log,
             },
@@ -232,7 +237,9 @@ mod tests {
 
     /// A body of `n` bytes whose length is not declared (as a chunked one).
     fn chunked(n: usize) -> Body {
-        let chunks = (0..n).map(|_| Ok::<_, Infallible>(Bytes::from_static(b"x")));
+        let chunks = (0..n)
+            .step_by(4096)
+            .map(move |at| Ok::<_, Infallible>(Bytes::from(vec![b'x'; (n - at).min(4096)])));
         Body::from_stream(futures::stream::iter(chunks))
     }
 
@@ -267,8 +274,8 @@ mod tests {
         let cases = [
             ("/echo", 10, true),
             ("/echo", 11, false),
-            (PUBLISH_PATH, 100, true),
-            (PUBLISH_PATH, 101, false),
+            (PUBLISH_PATH, PUBLISH_LIMIT, true),
+            (PUBLISH_PATH, PUBLISH_LIMIT + 1, false),
         ];
         for (path, n, fits) in cases {
             for declared in [true, false] {
